@@ -1,0 +1,403 @@
+"""Local evaluator through ``transformers``: token-budget batching, left padding, last-position
+logits, answer-token probabilities recorded during generation, OOM recovery by batch splitting.
+
+Example:
+    >>> from prometheus_reward.backends.transformers import TransformersBackend
+    >>> backend = TransformersBackend.from_pretrained("embedded")          # doctest: +SKIP
+    >>> backend.choice_probs([backend.format("sys", "Rate it.")], ["1", "2", "3", "4", "5"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterator, Literal, Sequence
+
+import torch
+
+from ..embedded import resolve_model_path
+from ..templates import ChatFamily, detect_family, format_chat
+from .base import Backend, Generation, Locator, SamplingParams
+
+logger = logging.getLogger(__name__)
+
+# Prometheus 1 (Llama-2) and Prometheus 2 (Mistral 7B) were trained with 4096-token contexts.
+_FAMILY_CONTEXT = {"prometheus-1": 4096, "prometheus-2": 4096}
+_PROBE = "Answer:\n"  # tokenised in front of continuations so that they tokenise as mid-text
+
+
+def _is_oom(err: BaseException) -> bool:
+    return isinstance(err, torch.OutOfMemoryError) or "out of memory" in str(err).lower()
+
+
+def _normalize_piece(piece: str) -> str:
+    # sentencepiece marks a leading space with U+2581, byte-level BPE with U+0120
+    return piece.replace("\u2581", " ").replace("\u0120", " ").strip()
+
+
+class _ChoiceLogitRecorder:
+    """A logits processor that keeps the raw logits of the answer tokens at every step.
+
+    It runs before the repetition penalty and temperature (both are appended after it), so the
+    recorded distribution is the model's own."""
+
+    def __init__(self, token_ids: torch.Tensor):
+        self.token_ids = token_ids
+        self.steps: list[torch.Tensor] = []
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        self.steps.append(scores[:, self.token_ids.to(scores.device)].float())
+        return scores
+
+
+class TransformersBackend(Backend):
+    """Run an evaluator with ``transformers`` on CPU or GPU.
+
+    Args:
+        model: a causal LM (``AutoModelForCausalLM``), in eval mode.
+        tokenizer: its tokenizer.
+        model_id: the name used in logs and cache keys.
+        family: chat format; detected from ``model_id`` when None.
+        max_batch_tokens: token budget of one batch, padding and new tokens included
+            (default: 16k on CPU, 64k on GPU).
+        context_length: override the evaluator's context window.
+        revision: model revision (defaults to a hash of the config and weights' identity).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        model_id: str = "model",
+        family: ChatFamily | None = None,
+        max_batch_tokens: int | None = None,
+        context_length: int | None = None,
+        revision: str | None = None,
+    ):
+        super().__init__()
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.model_id = model_id
+        self.family = family or detect_family(model_id)
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.device = next(model.parameters()).device
+        self.max_batch_tokens = max_batch_tokens or (65536 if self.device.type == "cuda" else 16384)
+        self.context_length = context_length or self._default_context_length()
+        self.revision = revision or hashlib.sha256(
+            (model.config.to_json_string() + model_id).encode()
+        ).hexdigest()[:16]
+        self._supports_logits_to_keep = True
+
+    # -- construction ------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(
+        cls,
+        path_or_id: str,
+        *,
+        dtype: str | torch.dtype = "auto",
+        device_map: str | dict | None = None,
+        adapter: str | None = None,
+        revision: str | None = None,
+        attn_implementation: str | None = None,
+        family: ChatFamily | None = None,
+        max_batch_tokens: int | None = None,
+        context_length: int | None = None,
+        merge_adapter: bool = True,
+        **model_kwargs: Any,
+    ) -> "TransformersBackend":
+        """Load an evaluator from the hub, a local folder, or ``"embedded"`` (Gemma-3-270M).
+
+        ``adapter`` is a peft LoRA adapter (hub id or folder) applied on top; it is merged into
+        the weights for inference speed unless ``merge_adapter=False``.
+        """
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        path = resolve_model_path(path_or_id)
+        if isinstance(dtype, str) and dtype not in ("auto",):
+            dtype = getattr(torch, dtype)
+        if attn_implementation is not None:
+            model_kwargs["attn_implementation"] = attn_implementation
+        tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=dtype, device_map=device_map, revision=revision, **model_kwargs
+        )
+        model_revision = revision
+        if adapter is not None:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, adapter)
+            if merge_adapter:
+                model = model.merge_and_unload()
+            model_revision = f"{revision or 'main'}+{adapter}"
+        name = path_or_id if path_or_id != path else str(Path(path).name)
+        return cls(
+            model,
+            tokenizer,
+            model_id=path_or_id if not Path(path_or_id).exists() else name,
+            family=family or detect_family(path_or_id),
+            max_batch_tokens=max_batch_tokens,
+            context_length=context_length,
+            revision=model_revision,
+        )
+
+    def _default_context_length(self) -> int:
+        if self.family in _FAMILY_CONTEXT:
+            return _FAMILY_CONTEXT[self.family]
+        config = self.model.config
+        for attr in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+            value = getattr(config, attr, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        limit = getattr(self.tokenizer, "model_max_length", None)
+        return limit if isinstance(limit, int) and limit < 10**7 else 4096
+
+    # -- text ----------------------------------------------------------------------------------
+    def format(self, system: str, user: str) -> str:
+        return format_chat(system, user, self.family, self.tokenizer)  # type: ignore[arg-type]
+
+    def _encode(self, text: str) -> list[int]:
+        """Token ids of a formatted prompt: BOS is added unless the chat template wrote it."""
+        bos = self.tokenizer.bos_token
+        add_special = not (bos and text.startswith(bos))
+        return self.tokenizer(text, add_special_tokens=add_special)["input_ids"]
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(self._encode(t)) for t in texts]
+
+    def truncate(self, text: str, max_tokens: int, keep: Literal["head", "tail"] = "head") -> str:
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) <= max_tokens:
+            return text
+        kept = ids[: max(max_tokens, 0)] if keep == "head" else ids[len(ids) - max(max_tokens, 0) :]
+        return self.tokenizer.decode(kept, skip_special_tokens=False)
+
+    @lru_cache(maxsize=16)
+    def _choice_plan(self, choices: tuple[str, ...], lead: str) -> tuple[list[int], list[int], list[list[int]]]:
+        """How to read ``choices`` after ``lead`` with this tokenizer.
+
+        Returns (lead token ids, all answer-token ids, per choice the positions of its token
+        variants in that list). The lead is the common token prefix of ``lead + choice`` for all
+        choices; the variants of a choice are every vocabulary token that reads as the choice
+        ("4", "▁4", "Ġ4"), so the probability does not depend on how the model spaces it.
+        """
+        probe = self.tokenizer(_PROBE, add_special_tokens=False)["input_ids"]
+        sequences = []
+        for choice in choices:
+            ids = self.tokenizer(_PROBE + lead + choice, add_special_tokens=False)["input_ids"]
+            sequences.append(ids[len(probe) :] if ids[: len(probe)] == probe else ids)
+        common = 0
+        while all(len(s) > common for s in sequences) and len({s[common] for s in sequences}) == 1:
+            common += 1
+        lead_ids = sequences[0][:common]
+        first = [s[common] for s in sequences]
+        if len(set(first)) != len(choices):
+            raise ValueError(f"choices {choices} do not start with distinct tokens for this tokenizer")
+        variants: dict[str, set[int]] = {c: {tid} for c, tid in zip(choices, first)}
+        wanted = set(choices)
+        for piece, tid in self.tokenizer.get_vocab().items():
+            normalized = _normalize_piece(piece)
+            if normalized in wanted:
+                variants[normalized].add(tid)
+        all_ids: list[int] = []
+        groups: list[list[int]] = []
+        for choice in choices:
+            ids = sorted(variants[choice])
+            groups.append(list(range(len(all_ids), len(all_ids) + len(ids))))
+            all_ids.extend(ids)
+        return lead_ids, all_ids, groups
+
+    @staticmethod
+    def _group_probs(logits: torch.Tensor, groups: list[list[int]]) -> list[float]:
+        weights = torch.softmax(logits.double(), dim=-1)
+        probs = [float(weights[g].sum()) for g in groups]
+        total = sum(probs)
+        return [p / total for p in probs]
+
+    # -- batching --------------------------------------------------------------------------------
+    def _batches(self, lengths: Sequence[int], extra: int = 0, copies: int = 1) -> Iterator[list[int]]:
+        """Index batches, longest first, each within the token budget (padding included)."""
+        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+        batch: list[int] = []
+        for index in order:
+            width = lengths[batch[0]] if batch else lengths[index]
+            if batch and (len(batch) + 1) * copies * (width + extra) > self.max_batch_tokens:
+                yield batch
+                batch = []
+            batch.append(index)
+        if batch:
+            yield batch
+
+    def _pad(self, rows: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            input_ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
+            mask[i, width - len(row) :] = 1
+        return input_ids.to(self.device), mask.to(self.device)
+
+    def _run_split_on_oom(self, fn, items: list, what: str):
+        """Run ``fn(items)``; on out-of-memory, halve the batch (and the budget) and retry."""
+        try:
+            return fn(items)
+        except (torch.OutOfMemoryError, RuntimeError) as err:
+            if not _is_oom(err) or len(items) == 1:
+                raise
+            self.stats.oom_splits += 1
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            self.max_batch_tokens = max(256, self.max_batch_tokens // 2)
+            logger.warning("out of memory in a %s batch of %d; splitting it", what, len(items))
+            half = len(items) // 2
+            return self._run_split_on_oom(fn, items[:half], what) + self._run_split_on_oom(fn, items[half:], what)
+
+    # -- forward: answer probabilities after a lead ------------------------------------------------
+    @torch.inference_mode()
+    def _last_logits(self, rows: Sequence[Sequence[int]], token_ids: torch.Tensor) -> torch.Tensor:
+        input_ids, mask = self._pad(rows)
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+        kwargs = {"input_ids": input_ids, "attention_mask": mask, "position_ids": position_ids, "use_cache": False}
+        if self._supports_logits_to_keep:
+            try:
+                logits = self.model(**kwargs, logits_to_keep=1).logits
+            except TypeError:  # older or custom models
+                self._supports_logits_to_keep = False
+                logits = self.model(**kwargs).logits
+        else:
+            logits = self.model(**kwargs).logits
+        self.stats.forward_batches += 1
+        self.stats.batch_sizes.append(len(rows))
+        self.stats.prompt_tokens += int(mask.sum())
+        return logits[:, -1, :][:, token_ids.to(logits.device)].float().cpu()
+
+    def choice_probs(
+        self, prefixes: Sequence[str], choices: Sequence[str], lead: str = "[RESULT] "
+    ) -> list[list[float] | None]:
+        lead_ids, all_ids, groups = self._choice_plan(tuple(choices), lead)
+        token_ids = torch.tensor(all_ids, dtype=torch.long)
+        rows = [self._encode(p) + lead_ids for p in prefixes]
+        out: list[list[float] | None] = [None] * len(rows)
+
+        def run(batch: list[int]) -> list[tuple[int, list[float]]]:
+            logits = self._last_logits([rows[i] for i in batch], token_ids)
+            return [(i, self._group_probs(logits[k], groups)) for k, i in enumerate(batch)]
+
+        for batch in self._batches([len(r) for r in rows]):
+            for index, probs in self._run_split_on_oom(run, batch, "forward"):
+                out[index] = probs
+        return out
+
+    # -- generation ---------------------------------------------------------------------------------
+    def _generation_config(self, sampling: SamplingParams, num_samples: int):
+        from transformers import GenerationConfig
+
+        eos = self.model.generation_config.eos_token_id
+        if eos is None:
+            eos = self.tokenizer.eos_token_id
+        config = GenerationConfig(
+            max_new_tokens=sampling.max_new_tokens,
+            do_sample=sampling.do_sample,
+            num_return_sequences=num_samples,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=eos,
+            top_k=0,  # the Prometheus recipe uses top_p alone; models' own top_k defaults are off
+            repetition_penalty=1.0,  # applied after the recorder instead (see below)
+        )
+        if sampling.do_sample:
+            config.temperature = sampling.temperature
+            config.top_p = sampling.top_p
+        return config
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        sampling: SamplingParams,
+        *,
+        choices: Sequence[str] | None = None,
+        locate: Locator | None = None,
+        num_samples: int = 1,
+    ) -> list[list[Generation]]:
+        from transformers import LogitsProcessorList, RepetitionPenaltyLogitsProcessor
+
+        rows = [self._encode(p) for p in prompts]
+        plan = self._choice_plan(tuple(choices), "[RESULT] ") if choices else None
+        token_ids = torch.tensor(plan[1], dtype=torch.long) if plan else None
+        config = self._generation_config(sampling, num_samples)
+        out: list[list[Generation]] = [[] for _ in rows]
+        if sampling.seed is not None:
+            torch.manual_seed(sampling.seed)
+
+        @torch.inference_mode()
+        def run(batch: list[int]) -> list[tuple[int, list[Generation]]]:
+            input_ids, mask = self._pad([rows[i] for i in batch])
+            processors = LogitsProcessorList()
+            recorder = _ChoiceLogitRecorder(token_ids) if token_ids is not None else None
+            if recorder is not None:
+                processors.append(recorder)
+            if sampling.repetition_penalty != 1.0:
+                processors.append(RepetitionPenaltyLogitsProcessor(sampling.repetition_penalty))
+            sequences = self.model.generate(
+                input_ids=input_ids, attention_mask=mask, generation_config=config, logits_processor=processors
+            )
+            self.stats.generate_batches += 1
+            self.stats.batch_sizes.append(len(batch))
+            new = sequences[:, input_ids.shape[1] :].cpu()
+            recorded = torch.stack(recorder.steps, dim=1).cpu() if recorder and recorder.steps else None
+            results = []
+            for k, index in enumerate(batch):
+                gens = []
+                for s in range(num_samples):
+                    j = k * num_samples + s
+                    gens.append(self._decode_generation(new[j], recorded[j] if recorded is not None else None,
+                                                        plan, locate, len(rows[index])))
+                results.append((index, gens))
+            return results
+
+        for batch in self._batches([len(r) for r in rows], extra=sampling.max_new_tokens, copies=num_samples):
+            for index, gens in self._run_split_on_oom(run, batch, "generate"):
+                out[index] = gens
+        for gens, row in zip(out, rows):
+            self.stats.prompt_tokens += len(row) * len(gens)
+            self.stats.completion_tokens += sum(g.completion_tokens for g in gens)
+        return out
+
+    def _decode_generation(self, ids: torch.Tensor, recorded: torch.Tensor | None, plan, locate, prompt_len: int) -> Generation:
+        ids_list = ids.tolist()
+        special = set(self.tokenizer.all_special_ids)
+        # drop padding and everything after the first end-of-sequence token
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
+        end = next((i for i, t in enumerate(ids_list) if t in eos_ids), len(ids_list))
+        ids_list = ids_list[:end]
+        text = self.tokenizer.decode(ids_list, skip_special_tokens=True)
+        probs = None
+        if plan is not None and locate is not None and recorded is not None:
+            offset = locate(text)
+            if offset is not None:
+                _, all_ids, groups = plan
+                answer_ids = set(all_ids)
+                for t in range(len(ids_list) - 1, -1, -1):
+                    if ids_list[t] not in answer_ids or ids_list[t] in special:
+                        continue
+                    if len(self.tokenizer.decode(ids_list[:t], skip_special_tokens=True)) <= offset:
+                        probs = self._group_probs(recorded[t], groups)
+                        break
+        return Generation(text=text, choice_probs=probs, prompt_tokens=prompt_len, completion_tokens=len(ids_list))
+
+    def close(self) -> None:
+        self.model = None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def peak_memory_mb(device: torch.device | str | None = None) -> float:
+    """Peak GPU memory (CUDA) of this process in MB, or NaN on CPU (see bench for RSS)."""
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return math.nan

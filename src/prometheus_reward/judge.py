@@ -1,0 +1,520 @@
+"""The Judge: rows -> prompts -> backend -> parsed grades. It only orchestrates; templates,
+parsing, scoring and backends live in their own modules.
+
+Example:
+    >>> from prometheus_reward import Judge
+    >>> judge = Judge.from_pretrained("prometheus-eval/prometheus-7b-v2.0", dtype="bfloat16", device_map="auto")  # doctest: +SKIP
+    >>> [g.score for g in judge.grade(["Say hi."], ["Hello!"], "helpfulness")]               # doctest: +SKIP
+    [4]
+    >>> judge.compare(["Say hi."], ["Hello!"], ["Go away."], "helpfulness")[0].winner       # doctest: +SKIP
+    'A'
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any, Literal, Mapping, Sequence
+
+from .backends.base import Backend, Generation, SamplingParams
+from .grades import Grade, Preference
+from .parsing import parse_absolute_output, parse_relative_output
+from .rubric import Rubric
+from .scoring import expected_score, mean_probs
+from .templates import (
+    ABS_SYSTEM_PROMPT,
+    DEFAULT_RELATIVE_VARIANT,
+    REL_SYSTEM_PROMPT,
+    RelativeVariant,
+    absolute_prompt,
+    relative_prompt,
+)
+from .truncation import PromptTooLong, fit_prompt
+
+logger = logging.getLogger(__name__)
+
+Mode = Literal["generate", "expected", "direct"]
+MODES: tuple[str, ...] = ("generate", "expected", "direct")
+SCORE_CHOICES = ("1", "2", "3", "4", "5")
+PAIR_CHOICES = ("A", "B")
+RubricLike = "Rubric | Mapping[str, Any] | str"
+
+
+class InputError(ValueError):
+    """Bad input, naming the row and the field."""
+
+
+@dataclass
+class _Prepared:
+    prompt: str | None
+    truncated: bool = False
+    error: str | None = None
+    fields: dict[str, str | None] | None = None
+
+
+def _broadcast(value: Any, n: int, name: str) -> list[Any]:
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise InputError(f"{name} has {len(value)} values for {n} rows")
+        return list(value)
+    return [value] * n
+
+
+def _round_half_up(x: float) -> int:
+    return int(math.floor(x + 0.5))
+
+
+class Judge:
+    """A Prometheus-style evaluator over a backend.
+
+    Args:
+        backend: a :class:`~prometheus_reward.backends.base.Backend`.
+        sampling: default generation settings (Prometheus recommendation by default).
+        max_input_tokens: prompt token budget; default: the evaluator's context minus
+            ``max_new_tokens`` (generate modes) or minus a few tokens (direct).
+        max_retries: re-samples for outputs without a parseable result (``generate`` mode).
+        relative_variant: wording of the pairwise prompt (see :mod:`prometheus_reward.templates`).
+        seed: seed for sampling (deterministic for the same inputs and batching).
+        spec: how to rebuild this judge in another process (set by the constructors).
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        sampling: SamplingParams | None = None,
+        max_input_tokens: int | None = None,
+        max_retries: int = 2,
+        relative_variant: RelativeVariant = DEFAULT_RELATIVE_VARIANT,
+        seed: int | None = None,
+        spec: dict[str, Any] | None = None,
+    ):
+        self.backend = backend
+        self.sampling = (sampling or SamplingParams()).replace(seed=seed) if seed is not None else (sampling or SamplingParams())
+        self.max_input_tokens = max_input_tokens
+        self.max_retries = max_retries
+        self.relative_variant = relative_variant
+        self.spec = spec
+
+    # -- constructors ------------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(
+        cls,
+        path_or_id: str,
+        dtype: str = "auto",
+        device_map: str | dict | None = None,
+        adapter: str | None = None,
+        max_input_tokens: int | None = None,
+        seed: int | None = None,
+        *,
+        sampling: SamplingParams | None = None,
+        max_retries: int = 2,
+        relative_variant: RelativeVariant = DEFAULT_RELATIVE_VARIANT,
+        **model_kwargs: Any,
+    ) -> "Judge":
+        """Load a local evaluator with transformers (hub id, folder, or ``"embedded"``).
+
+        ``model_kwargs`` go to :meth:`TransformersBackend.from_pretrained` (``family``,
+        ``max_batch_tokens``, ``attn_implementation``, ``revision``...) and on to
+        ``AutoModelForCausalLM.from_pretrained``.
+        """
+        from .backends.transformers import TransformersBackend
+
+        backend = TransformersBackend.from_pretrained(
+            path_or_id, dtype=dtype, device_map=device_map, adapter=adapter, **model_kwargs
+        )
+        spec = {
+            "backend": "transformers",
+            "path_or_id": path_or_id,
+            "dtype": dtype,
+            "device_map": device_map,
+            "adapter": adapter,
+            "max_input_tokens": max_input_tokens,
+            "seed": seed,
+            "sampling": sampling,
+            "max_retries": max_retries,
+            "relative_variant": relative_variant,
+            **model_kwargs,
+        }
+        return cls(
+            backend,
+            sampling=sampling,
+            max_input_tokens=max_input_tokens,
+            max_retries=max_retries,
+            relative_variant=relative_variant,
+            seed=seed,
+            spec=spec,
+        )
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> "Judge":
+        """Rebuild a judge from its ``spec`` (used to unpickle reward functions in workers)."""
+        spec = dict(spec)
+        kind = spec.pop("backend")
+        if kind == "transformers":
+            return cls.from_pretrained(spec.pop("path_or_id"), **spec)
+        if kind == "openai":
+            return cls.from_openai(**spec)  # type: ignore[attr-defined]
+        raise ValueError(f"unknown backend kind {kind!r} in judge spec")
+
+    @property
+    def model_id(self) -> str:
+        return self.backend.model_id
+
+    # -- input handling ------------------------------------------------------------------------------
+    def _budget(self, mode: str, sampling: SamplingParams) -> int:
+        if self.max_input_tokens is not None:
+            return self.max_input_tokens
+        reserve = 8 if mode == "direct" else sampling.max_new_tokens
+        return max(self.backend.context_length - reserve, 64)
+
+    @staticmethod
+    def _check_text(value: Any, row: int, name: str, optional: bool = False) -> str:
+        if value is None and optional:
+            return None  # type: ignore[return-value]
+        if not isinstance(value, str):
+            got = "None" if value is None else type(value).__name__
+            raise InputError(f"row {row}: field '{name}' must be a string, got {got}")
+        return value
+
+    def _prepare(
+        self,
+        system: str,
+        render_user,
+        fields: dict[str, str | None],
+        groups,
+        budget: int,
+    ) -> _Prepared:
+        backend = self.backend
+
+        def render(f: dict[str, str | None]) -> str:
+            return backend.format(system, render_user(f))
+
+        try:
+            prompt, truncated, used = fit_prompt(
+                fields,
+                render,
+                count=lambda text: backend.count_tokens([text])[0],
+                cut=backend.truncate,
+                budget=budget,
+                groups=groups,
+            )
+        except PromptTooLong as err:
+            return _Prepared(None, True, str(err))
+        return _Prepared(prompt, truncated, None, used)
+
+    def _validate_rows(
+        self, columns: dict[str, list[Any]], optional: set[str], errors: str
+    ) -> list[str | None]:
+        """Per-row error messages (None when the row is fine); raises in ``errors="raise"``."""
+        n = len(next(iter(columns.values())))
+        problems: list[str | None] = [None] * n
+        for row in range(n):
+            for name, values in columns.items():
+                try:
+                    self._check_text(values[row], row, name, optional=name in optional)
+                except InputError as err:
+                    if errors == "raise":
+                        raise
+                    problems[row] = str(err)
+                    break
+        return problems
+
+    def _rubrics(self, rubric: Any, n: int, errors: str) -> tuple[list[Rubric | None], list[str | None]]:
+        values = _broadcast(rubric, n, "rubric")
+        rubrics: list[Rubric | None] = []
+        problems: list[str | None] = []
+        cache: dict[int, Rubric] = {}
+        for row, value in enumerate(values):
+            try:
+                if value is None:
+                    raise ValueError("no rubric given")
+                key = id(value)
+                if key not in cache:
+                    cache[key] = Rubric.coerce(value)
+                rubrics.append(cache[key])
+                problems.append(None)
+            except (ValueError, TypeError) as err:
+                message = f"row {row}: field 'rubric' is invalid: {err}"
+                if errors == "raise":
+                    raise InputError(message) from err
+                rubrics.append(None)
+                problems.append(message)
+        return rubrics, problems
+
+    # -- absolute grading -------------------------------------------------------------------------------
+    def grade(
+        self,
+        instructions: Sequence[str],
+        responses: Sequence[str],
+        rubric: Any,
+        reference_answers: Sequence[str | None] | str | None = None,
+        mode: Mode = "generate",
+        samples: int = 1,
+        errors: Literal["raise", "return"] = "raise",
+        **generation_overrides: Any,
+    ) -> list[Grade]:
+        """Grade each response 1-5 against the rubric.
+
+        Args:
+            instructions: the prompts the responses answer.
+            responses: the responses to grade (an empty string is graded like any other).
+            rubric: one rubric for all rows, or one per row (Rubric, dict, preset name, text).
+            reference_answers: None, one reference for all rows, or one per row (None allowed).
+            mode: ``generate`` (feedback + ``[RESULT] N``, the Prometheus protocol),
+                ``expected`` (the same, plus the score-token distribution at the result),
+                ``direct`` (no feedback: one forward pass over prompt + ``[RESULT] ``; much
+                faster, but skips the reasoning the evaluator was trained to write first).
+            samples: judgments per row, averaged (the papers use 3).
+            errors: ``raise`` a ValueError naming the row and field on bad input, or
+                ``return`` an unscorable Grade with ``error`` set for that row.
+            **generation_overrides: ``max_new_tokens``, ``temperature``, ``top_p``,
+                ``repetition_penalty``, ``seed``.
+        """
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
+        if samples < 1:
+            raise ValueError("samples must be at least 1")
+        instructions, responses = list(instructions), list(responses)
+        n = len(instructions)
+        if len(responses) != n:
+            raise InputError(f"{len(instructions)} instructions but {len(responses)} responses")
+        references = _broadcast(reference_answers, n, "reference_answers")
+        sampling = self.sampling.replace(**generation_overrides)
+        problems = self._validate_rows(
+            {"instruction": instructions, "response": responses, "reference_answer": references},
+            optional={"reference_answer"},
+            errors=errors,
+        )
+        rubrics, rubric_problems = self._rubrics(rubric, n, errors)
+        budget = self._budget(mode, sampling)
+        groups = [(("response",), "head"), (("reference_answer",), "head"), (("instruction",), "tail")]
+        prepared: list[_Prepared] = []
+        for row in range(n):
+            problem = problems[row] or rubric_problems[row]
+            if problem:
+                prepared.append(_Prepared(None, False, problem))
+                continue
+            rub = rubrics[row]
+            prepared.append(
+                self._prepare(
+                    ABS_SYSTEM_PROMPT,
+                    lambda f, rub=rub: absolute_prompt(f["instruction"], f["response"], rub, f["reference_answer"]),
+                    {"instruction": instructions[row], "response": responses[row], "reference_answer": references[row]},
+                    groups,
+                    budget,
+                )
+            )
+        return self._grade_prepared(prepared, mode, samples, sampling)
+
+    def _grade_prepared(
+        self, prepared: list[_Prepared], mode: str, samples: int, sampling: SamplingParams
+    ) -> list[Grade]:
+        grades = [Grade(truncated=p.truncated, error=p.error) for p in prepared]
+        live = [i for i, p in enumerate(prepared) if p.prompt is not None]
+        if not live:
+            return grades
+        prompts = [prepared[i].prompt for i in live]
+        if mode == "direct":
+            for i, probs in zip(live, self.backend.choice_probs(prompts, SCORE_CHOICES)):
+                self._fill_grade(grades[i], [], probs, None)
+            return grades
+        outputs = self._sample(prompts, samples, sampling, SCORE_CHOICES if mode == "expected" else None, "absolute")
+        fallback_rows: list[tuple[int, int, str]] = []  # (row, sample, prefix) for expected mode
+        for k, i in enumerate(live):
+            for s, gen in enumerate(outputs[k]):
+                if mode == "expected" and gen.choice_probs is None:
+                    # No readable result: append the marker to the feedback and read the
+                    # distribution there instead of sampling again.
+                    fallback_rows.append((k, s, prompts[k] + gen.text.rstrip() + " "))
+        if fallback_rows:
+            probs = self.backend.choice_probs([p for _, _, p in fallback_rows], SCORE_CHOICES)
+            for (k, s, _), p in zip(fallback_rows, probs):
+                outputs[k][s].choice_probs = p
+        for k, i in enumerate(live):
+            parsed = [parse_absolute_output(g.text) for g in outputs[k]]
+            dists = [g.choice_probs for g in outputs[k]] if mode == "expected" else []
+            self._fill_grade(grades[i], parsed, mean_probs(dists) if dists else None, parsed[0].feedback)
+        return grades
+
+    @staticmethod
+    def _fill_grade(grade: Grade, parsed: list, probs: list[float] | None, feedback: str | None) -> None:
+        scores = [p.result for p in parsed]
+        valid = [s for s in scores if s is not None]
+        grade.samples = scores
+        grade.feedback = feedback or ""
+        grade.probs = probs
+        grade.expected = expected_score(probs)
+        if valid:
+            grade.mean = sum(valid) / len(valid)
+            grade.score = _round_half_up(grade.mean)
+        elif probs is not None:
+            grade.score = int(max(range(5), key=lambda k: probs[k])) + 1
+        if grade.score is None and grade.expected is None:
+            grade.error = grade.error or "no parseable result in the evaluator output"
+
+    def _sample(
+        self,
+        prompts: list[str],
+        samples: int,
+        sampling: SamplingParams,
+        choices: Sequence[str] | None,
+        kind: str,
+    ) -> list[list[Generation]]:
+        """Sample, then re-sample outputs without a parseable result up to ``max_retries`` times."""
+        parse = parse_absolute_output if kind == "absolute" else parse_relative_output
+
+        def locate(text: str) -> int | None:
+            return parse(text).value_start
+
+        outputs = self.backend.generate(prompts, sampling, choices=choices, locate=locate, num_samples=samples)
+        if choices is not None:  # expected mode reads the distribution instead of resampling
+            return outputs
+        for attempt in range(self.max_retries):
+            todo = [(k, s) for k, gens in enumerate(outputs) for s, g in enumerate(gens) if parse(g.text).result is None]
+            if not todo:
+                break
+            retry_sampling = sampling if sampling.seed is None else sampling.replace(seed=sampling.seed + attempt + 1)
+            again = self.backend.generate([prompts[k] for k, _ in todo], retry_sampling, num_samples=1)
+            for (k, s), gens in zip(todo, again):
+                if parse(gens[0].text).result is not None:
+                    outputs[k][s] = gens[0]
+        return outputs
+
+    # -- pairwise ------------------------------------------------------------------------------------------
+    def compare(
+        self,
+        instructions: Sequence[str],
+        responses_a: Sequence[str],
+        responses_b: Sequence[str],
+        rubric: Any,
+        reference_answers: Sequence[str | None] | str | None = None,
+        mode: Mode = "generate",
+        samples: int = 1,
+        swap: bool = True,
+        errors: Literal["raise", "return"] = "raise",
+        **generation_overrides: Any,
+    ) -> list[Preference]:
+        """Which response is better, A or B? Judged in both orders (``swap=True``) and averaged.
+
+        ``prob_a`` is p(A better) averaged over the orders; ``consistent`` says both orders
+        agreed; ``winner`` is None when they disagree and the probabilities tie.
+        Modes and arguments as in :meth:`grade`.
+        """
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
+        instructions, responses_a, responses_b = list(instructions), list(responses_a), list(responses_b)
+        n = len(instructions)
+        if not len(responses_a) == len(responses_b) == n:
+            raise InputError(f"{n} instructions, {len(responses_a)} responses_a, {len(responses_b)} responses_b")
+        references = _broadcast(reference_answers, n, "reference_answers")
+        sampling = self.sampling.replace(**generation_overrides)
+        problems = self._validate_rows(
+            {"instruction": instructions, "response_a": responses_a, "response_b": responses_b, "reference_answer": references},
+            optional={"reference_answer"},
+            errors=errors,
+        )
+        rubrics, rubric_problems = self._rubrics(rubric, n, errors)
+        budget = self._budget(mode, sampling)
+        groups = [(("response_a", "response_b"), "head"), (("reference_answer",), "head"), (("instruction",), "tail")]
+        variant = self.relative_variant
+
+        def user(f: dict, rub: Rubric, swapped: bool) -> str:
+            a, b = (f["response_b"], f["response_a"]) if swapped else (f["response_a"], f["response_b"])
+            return relative_prompt(f["instruction"], a, b, rub, f["reference_answer"], variant=variant)
+
+        first: list[_Prepared] = []
+        second: list[_Prepared] = []
+        for row in range(n):
+            problem = problems[row] or rubric_problems[row]
+            if problem:
+                first.append(_Prepared(None, False, problem))
+                second.append(_Prepared(None, False, problem))
+                continue
+            rub = rubrics[row]
+            prep = self._prepare(
+                REL_SYSTEM_PROMPT,
+                lambda f, rub=rub: user(f, rub, False),
+                {
+                    "instruction": instructions[row],
+                    "response_a": responses_a[row],
+                    "response_b": responses_b[row],
+                    "reference_answer": references[row],
+                },
+                groups,
+                budget,
+            )
+            first.append(prep)
+            if swap and prep.prompt is not None:
+                # the swapped prompt reuses the same (possibly truncated) fields
+                second.append(_Prepared(self.backend.format(REL_SYSTEM_PROMPT, user(prep.fields, rub, True)), prep.truncated))
+            else:
+                second.append(_Prepared(None, prep.truncated, prep.error))
+        p_first = self._pair_probs(first, mode, samples, sampling)
+        p_second = self._pair_probs(second, mode, samples, sampling) if swap else [(None, [], "")] * n
+        results = []
+        for row in range(n):
+            if first[row].prompt is None:
+                results.append(Preference(truncated=first[row].truncated, error=first[row].error))
+                continue
+            prob1, votes1, fb1 = p_first[row]
+            prob2, votes2, fb2 = p_second[row]
+            # In the swapped order, "B" names the original A.
+            prob2_a = None if prob2 is None else 1.0 - prob2
+            votes2_a = [None if v is None else ("B" if v == "A" else "A") for v in votes2]
+            results.append(self._preference(prob1, prob2_a, votes1, votes2_a, fb1, fb2, first[row].truncated, swap))
+        return results
+
+    def _pair_probs(
+        self, prepared: list[_Prepared], mode: str, samples: int, sampling: SamplingParams
+    ) -> list[tuple[float | None, list[str | None], str]]:
+        """Per row: (p("A") from token probabilities or None, votes, feedback of the first sample)."""
+        out: list[tuple[float | None, list[str | None], str]] = [(None, [], "")] * len(prepared)
+        live = [i for i, p in enumerate(prepared) if p.prompt is not None]
+        if not live:
+            return out
+        prompts = [prepared[i].prompt for i in live]
+        if mode == "direct":
+            for i, probs in zip(live, self.backend.choice_probs(prompts, PAIR_CHOICES)):
+                out[i] = (None if probs is None else probs[0], [], "")
+            return out
+        outputs = self._sample(prompts, samples, sampling, PAIR_CHOICES if mode == "expected" else None, "relative")
+        if mode == "expected":
+            missing = [(k, s) for k, gens in enumerate(outputs) for s, g in enumerate(gens) if g.choice_probs is None]
+            if missing:
+                prefixes = [prompts[k] + outputs[k][s].text.rstrip() + " " for k, s in missing]
+                for (k, s), probs in zip(missing, self.backend.choice_probs(prefixes, PAIR_CHOICES)):
+                    outputs[k][s].choice_probs = probs
+        for k, i in enumerate(live):
+            parsed = [parse_relative_output(g.text) for g in outputs[k]]
+            dists = [g.choice_probs for g in outputs[k] if g.choice_probs is not None]
+            prob = sum(d[0] for d in dists) / len(dists) if dists else None
+            out[i] = (prob, [p.result for p in parsed], parsed[0].feedback)
+        return out
+
+    @staticmethod
+    def _preference(prob1, prob2_a, votes1, votes2_a, fb1, fb2, truncated, swap) -> Preference:
+        votes = list(votes1) + list(votes2_a)
+        probs = [p for p in (prob1, prob2_a) if p is not None]
+        if probs:
+            prob_a = sum(probs) / len(probs)
+        elif any(v is not None for v in votes):
+            counted = [v for v in votes if v is not None]
+            prob_a = sum(v == "A" for v in counted) / len(counted)
+        else:
+            return Preference(None, None, fb1, False, fb2, truncated, votes, "no parseable result in either order")
+
+        def side(prob: float | None, vs: list[str | None]) -> str | None:
+            if prob is not None:
+                return "A" if prob > 0.5 else "B" if prob < 0.5 else None
+            counted = [v for v in vs if v is not None]
+            if not counted:
+                return None
+            share = sum(v == "A" for v in counted) / len(counted)
+            return "A" if share > 0.5 else "B" if share < 0.5 else None
+
+        pick1, pick2 = side(prob1, votes1), side(prob2_a, votes2_a)
+        consistent = swap and pick1 is not None and pick1 == pick2
+        winner = "A" if prob_a > 0.5 else "B" if prob_a < 0.5 else None
+        return Preference(winner, prob_a, fb1, consistent, fb2, truncated, votes, None)
