@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from dataclasses import dataclass
@@ -136,6 +137,49 @@ class Judge:
             "max_retries": max_retries,
             "relative_variant": relative_variant,
             **model_kwargs,
+        }
+        return cls(
+            backend,
+            sampling=sampling,
+            max_input_tokens=max_input_tokens,
+            max_retries=max_retries,
+            relative_variant=relative_variant,
+            seed=seed,
+            spec=spec,
+        )
+
+    @classmethod
+    def from_openai(
+        cls,
+        base_urls: str | Sequence[str],
+        model: str,
+        api_key: str | None = None,
+        *,
+        max_input_tokens: int | None = None,
+        seed: int | None = None,
+        sampling: SamplingParams | None = None,
+        max_retries: int = 2,
+        relative_variant: RelativeVariant = DEFAULT_RELATIVE_VARIANT,
+        **backend_kwargs: Any,
+    ) -> "Judge":
+        """Judge through OpenAI-compatible server(s) (vLLM, SGLang, TGI, llama.cpp, ``transformers serve``).
+
+        ``backend_kwargs`` go to :class:`~prometheus_reward.backends.openai.OpenAIBackend`.
+        """
+        from .backends.openai import OpenAIBackend
+
+        backend = OpenAIBackend(base_urls, model, api_key=api_key, **backend_kwargs)
+        spec = {
+            "backend": "openai",
+            "base_urls": base_urls,
+            "model": model,
+            "api_key": api_key,
+            "max_input_tokens": max_input_tokens,
+            "seed": seed,
+            "sampling": sampling,
+            "max_retries": max_retries,
+            "relative_variant": relative_variant,
+            **backend_kwargs,
         }
         return cls(
             backend,
@@ -381,6 +425,42 @@ class Judge:
                 if parse(gens[0].text).result is not None:
                     outputs[k][s] = gens[0]
         return outputs
+
+    def grade_rendered(
+        self,
+        prompts: Sequence[str],
+        mode: Mode = "generate",
+        samples: int = 1,
+        system: str = ABS_SYSTEM_PROMPT,
+        **generation_overrides: Any,
+    ) -> list[Grade]:
+        """Grade already rendered absolute prompts (user turns ending in ``###Feedback: ``), e.g.
+        the benchmark files of the Prometheus papers, run as they are. They are chat-formatted
+        with ``system`` but never cut: a prompt over the budget comes back unscorable."""
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
+        sampling = self.sampling.replace(**generation_overrides)
+        budget = self._budget(mode, sampling)
+        prepared = []
+        for row, prompt in enumerate(prompts):
+            if not isinstance(prompt, str):
+                prepared.append(_Prepared(None, False, f"row {row}: field 'prompt' must be a string"))
+                continue
+            text = self.backend.format(system, prompt)
+            tokens = self.backend.count_tokens([text])[0]
+            if tokens > budget:
+                prepared.append(_Prepared(None, True, f"row {row}: prompt has {tokens} tokens, over the budget of {budget}"))
+            else:
+                prepared.append(_Prepared(text))
+        return self._grade_prepared(prepared, mode, samples, sampling)
+
+    async def agrade(self, *args: Any, **kwargs: Any) -> list[Grade]:
+        """:meth:`grade` without blocking the event loop (runs in a worker thread)."""
+        return await asyncio.to_thread(self.grade, *args, **kwargs)
+
+    async def acompare(self, *args: Any, **kwargs: Any) -> list[Preference]:
+        """:meth:`compare` without blocking the event loop (runs in a worker thread)."""
+        return await asyncio.to_thread(self.compare, *args, **kwargs)
 
     # -- pairwise ------------------------------------------------------------------------------------------
     def compare(
