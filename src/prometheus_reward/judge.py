@@ -320,12 +320,31 @@ class Judge:
             raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
         if samples < 1:
             raise ValueError("samples must be at least 1")
+        sampling = self.sampling.replace(**generation_overrides)
+        prepared = self._prepare_absolute(instructions, responses, rubric, reference_answers, mode, sampling, errors)
+        return self._grade_prepared(prepared, mode, samples, sampling)
+
+    def absolute_prompts(
+        self,
+        instructions: Sequence[str],
+        responses: Sequence[str],
+        rubric: Any,
+        reference_answers: Sequence[str | None] | str | None = None,
+        mode: Mode = "generate",
+        **generation_overrides: Any,
+    ) -> list[tuple[str | None, bool]]:
+        """The chat-formatted prompts :meth:`grade` would send, with their ``truncated`` flags
+        (prompt None where the row is unscorable). Handy to check what the evaluator sees."""
+        sampling = self.sampling.replace(**generation_overrides)
+        prepared = self._prepare_absolute(instructions, responses, rubric, reference_answers, mode, sampling, "raise")
+        return [(p.prompt, p.truncated) for p in prepared]
+
+    def _prepare_absolute(self, instructions, responses, rubric, reference_answers, mode, sampling, errors) -> list[_Prepared]:
         instructions, responses = list(instructions), list(responses)
         n = len(instructions)
         if len(responses) != n:
             raise InputError(f"{len(instructions)} instructions but {len(responses)} responses")
         references = _broadcast(reference_answers, n, "reference_answers")
-        sampling = self.sampling.replace(**generation_overrides)
         problems = self._validate_rows(
             {"instruction": instructions, "response": responses, "reference_answer": references},
             optional={"reference_answer"},
@@ -350,7 +369,7 @@ class Judge:
                     budget,
                 )
             )
-        return self._grade_prepared(prepared, mode, samples, sampling)
+        return prepared
 
     def _grade_prepared(
         self, prepared: list[_Prepared], mode: str, samples: int, sampling: SamplingParams

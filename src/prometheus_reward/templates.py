@@ -222,7 +222,8 @@ CHAT_FAMILIES: tuple[str, ...] = ("prometheus-2", "prometheus-1", "auto", "raw")
 def detect_family(name_or_path: str) -> ChatFamily:
     """Guess the evaluator family from a model id: Prometheus 1 (Llama-2 chat) or Prometheus 2
     (Mistral, no system role); anything else uses its own chat template ("auto")."""
-    name = name_or_path.lower()
+    # only the last path component: a cache folder named after this project must not count
+    name = name_or_path.rstrip("/").rsplit("/", 1)[-1].lower()
     if "prometheus" in name:
         if "-v1" in name:
             return "prometheus-1"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, Literal, Sequence
 
@@ -36,6 +35,50 @@ def _is_oom(err: BaseException) -> bool:
 def _normalize_piece(piece: str) -> str:
     # sentencepiece marks a leading space with U+2581, byte-level BPE with U+0120
     return piece.replace("\u2581", " ").replace("\u0120", " ").strip()
+
+
+AnswerTokens = tuple[list[int], list[int], list[list[int]]]
+
+
+def plan_answer_tokens(tokenizer: Any, choices: Sequence[str], lead: str = "[RESULT] ") -> AnswerTokens:
+    """How to read ``choices`` after ``lead`` with this tokenizer.
+
+    Returns (lead token ids, all answer-token ids, per choice the positions of its variants in
+    that list). The lead is the common token prefix of ``lead + choice`` over all choices (so
+    "[RESULT] " ends in a lone space token for sentencepiece vocabularies, and before it for
+    byte-level BPE, where " 4" is one token); the variants of a choice are every vocabulary token
+    that reads as the choice ("4", "\u25814", "\u01204"), so the probability does not depend on
+    how the model spaces its answer.
+
+    >>> from transformers import AutoTokenizer                       # doctest: +SKIP
+    >>> lead, ids, groups = plan_answer_tokens(AutoTokenizer.from_pretrained("gpt2"), "12345")  # doctest: +SKIP
+    """
+    probe = tokenizer(_PROBE, add_special_tokens=False)["input_ids"]
+    sequences = []
+    for choice in choices:
+        ids = tokenizer(_PROBE + lead + choice, add_special_tokens=False)["input_ids"]
+        sequences.append(ids[len(probe) :] if ids[: len(probe)] == probe else ids)
+    common = 0
+    while all(len(s) > common for s in sequences) and len({s[common] for s in sequences}) == 1:
+        common += 1
+    if not all(len(s) > common for s in sequences):
+        raise ValueError(f"choices {tuple(choices)} are not distinguishable after {lead!r} for this tokenizer")
+    lead_ids = sequences[0][:common]
+    first = [s[common] for s in sequences]
+    if len(set(first)) != len(first):
+        raise ValueError(f"choices {tuple(choices)} do not start with distinct tokens for this tokenizer")
+    variants: dict[str, set[int]] = {c: {tid} for c, tid in zip(choices, first)}
+    for piece, tid in tokenizer.get_vocab().items():
+        normalized = _normalize_piece(piece)
+        if normalized in variants:
+            variants[normalized].add(tid)
+    all_ids: list[int] = []
+    groups: list[list[int]] = []
+    for choice in choices:
+        ids = sorted(variants[choice])
+        groups.append(list(range(len(all_ids), len(all_ids) + len(ids))))
+        all_ids.extend(ids)
+    return lead_ids, all_ids, groups
 
 
 class _ChoiceLogitRecorder:
@@ -92,6 +135,7 @@ class TransformersBackend(Backend):
             (model.config.to_json_string() + model_id).encode()
         ).hexdigest()[:16]
         self._supports_logits_to_keep = True
+        self._plans: dict[tuple[tuple[str, ...], str], AnswerTokens] = {}
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -176,40 +220,11 @@ class TransformersBackend(Backend):
         kept = ids[: max(max_tokens, 0)] if keep == "head" else ids[len(ids) - max(max_tokens, 0) :]
         return self.tokenizer.decode(kept, skip_special_tokens=False)
 
-    @lru_cache(maxsize=16)
-    def _choice_plan(self, choices: tuple[str, ...], lead: str) -> tuple[list[int], list[int], list[list[int]]]:
-        """How to read ``choices`` after ``lead`` with this tokenizer.
-
-        Returns (lead token ids, all answer-token ids, per choice the positions of its token
-        variants in that list). The lead is the common token prefix of ``lead + choice`` for all
-        choices; the variants of a choice are every vocabulary token that reads as the choice
-        ("4", "▁4", "Ġ4"), so the probability does not depend on how the model spaces it.
-        """
-        probe = self.tokenizer(_PROBE, add_special_tokens=False)["input_ids"]
-        sequences = []
-        for choice in choices:
-            ids = self.tokenizer(_PROBE + lead + choice, add_special_tokens=False)["input_ids"]
-            sequences.append(ids[len(probe) :] if ids[: len(probe)] == probe else ids)
-        common = 0
-        while all(len(s) > common for s in sequences) and len({s[common] for s in sequences}) == 1:
-            common += 1
-        lead_ids = sequences[0][:common]
-        first = [s[common] for s in sequences]
-        if len(set(first)) != len(choices):
-            raise ValueError(f"choices {choices} do not start with distinct tokens for this tokenizer")
-        variants: dict[str, set[int]] = {c: {tid} for c, tid in zip(choices, first)}
-        wanted = set(choices)
-        for piece, tid in self.tokenizer.get_vocab().items():
-            normalized = _normalize_piece(piece)
-            if normalized in wanted:
-                variants[normalized].add(tid)
-        all_ids: list[int] = []
-        groups: list[list[int]] = []
-        for choice in choices:
-            ids = sorted(variants[choice])
-            groups.append(list(range(len(all_ids), len(all_ids) + len(ids))))
-            all_ids.extend(ids)
-        return lead_ids, all_ids, groups
+    def _choice_plan(self, choices: tuple[str, ...], lead: str) -> "AnswerTokens":
+        key = (choices, lead)
+        if key not in self._plans:
+            self._plans[key] = plan_answer_tokens(self.tokenizer, choices, lead)
+        return self._plans[key]
 
     @staticmethod
     def _group_probs(logits: torch.Tensor, groups: list[list[int]]) -> list[float]:
