@@ -26,6 +26,8 @@ class SamplingParams:
     top_p: float = 0.9
     repetition_penalty: float = 1.03
     seed: int | None = None
+    # benchmarks set this to max_new_tokens so every judgment writes the same number of tokens
+    min_new_tokens: int = 0
 
     @property
     def do_sample(self) -> bool:

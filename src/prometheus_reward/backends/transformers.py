@@ -317,6 +317,7 @@ class TransformersBackend(Backend):
             eos = self.tokenizer.eos_token_id
         config = GenerationConfig(
             max_new_tokens=sampling.max_new_tokens,
+            min_new_tokens=sampling.min_new_tokens or None,
             do_sample=sampling.do_sample,
             num_return_sequences=num_samples,
             pad_token_id=self.tokenizer.pad_token_id,

@@ -1,0 +1,610 @@
+"""Evaluator behind OpenAI-compatible HTTP servers (vLLM, SGLang, TGI, llama.cpp, ``transformers serve``).
+
+The backend is synchronous, like every :class:`~prometheus_reward.backends.base.Backend`, but a
+batch of prompts fans out as concurrent ``httpx`` requests on an event loop of its own (a daemon
+thread), bounded by a semaphore. Each request has a timeout and is retried with exponential
+backoff on 5xx / 408 / 429, timeouts and connection errors; with several base URLs the least
+busy one is picked (least outstanding requests) and a failing one is skipped for a cool-down.
+When every attempt fails the row comes back unscorable (empty text, ``choice_probs=None``) with
+a warning: nothing raises into a training loop.
+
+Scores from probabilities: ``/v1/completions`` with ``logprobs`` returns the top tokens at each
+position; answer tokens are matched after normalising (spaces, ``▁``, ``Ġ`` stripped). Servers
+that return no logprobs (``transformers serve``) fall back to parsing: the Judge parses the
+generated text, and ``choice_probs`` reads the greedy answer token (a one-hot distribution).
+
+Token counting uses the evaluator's tokenizer when it can be loaded locally (``tokenizer=``);
+otherwise it estimates one token per 4 characters (rough: give ``max_input_tokens`` some slack,
+or a tokenizer, when prompts approach the context length).
+
+Example:
+    >>> from prometheus_reward import Judge
+    >>> judge = Judge.from_openai(["http://gpu1:8000", "http://gpu2:8000"],
+    ...                           "prometheus-eval/prometheus-7b-v2.0")            # doctest: +SKIP
+    >>> judge.grade(["Say hi."], ["Hello!"], "helpfulness", mode="expected")[0].expected  # doctest: +SKIP
+    4.12
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Literal, Sequence
+
+import httpx
+
+from ..templates import ChatFamily, detect_family, format_chat
+from .base import Backend, Generation, Locator, SamplingParams
+
+logger = logging.getLogger(__name__)
+
+_FAMILY_CONTEXT = {"prometheus-1": 4096, "prometheus-2": 4096}
+_RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
+# Request fields some servers reject (``transformers serve`` answers 422 to unknown fields):
+# dropped for the rest of the session when a 4xx names them, then the request is resent.
+_OPTIONAL_FIELDS = ("repetition_penalty", "seed", "logprobs", "top_logprobs", "continue_final_message",
+                    "add_generation_prompt")
+_CHARS_PER_TOKEN = 4
+_PROBE = "Answer:\n"
+
+
+def normalize_token(piece: str) -> str:
+    """A vocabulary piece as plain text: sentencepiece's ``▁`` and byte-BPE's ``Ġ`` become spaces,
+    then surrounding whitespace goes, so ``"▁4"``, ``"Ġ4"`` and ``" 4"`` all read ``"4"``.
+
+    >>> normalize_token("\u25814"), normalize_token("\u0120B"), normalize_token(" 3 ")
+    ('4', 'B', '3')
+    """
+    return piece.replace("\u2581", " ").replace("\u0120", " ").strip()
+
+
+def probs_from_top(top: dict[str, float] | None, choices: Sequence[str]) -> list[float] | None:
+    """p(choice) renormalised over ``choices`` from one position's ``{token: logprob}``.
+
+    Every token that normalises to a choice adds to it. None when no choice is among them.
+
+    >>> [round(p, 2) for p in probs_from_top({"4": math.log(0.6), " 5": math.log(0.2), "x": 0.0}, "12345")]
+    [0.0, 0.0, 0.0, 0.75, 0.25]
+    """
+    if not top:
+        return None
+    mass = {c: 0.0 for c in choices}
+    for token, logprob in top.items():
+        key = normalize_token(token)
+        if key in mass and logprob is not None and logprob > -math.inf:
+            mass[key] += math.exp(logprob)
+    total = sum(mass.values())
+    if total <= 0:
+        return None
+    return [mass[c] / total for c in choices]
+
+
+@dataclass
+class _Position:
+    token: str
+    start: int  # character offset of the token in the generated text
+    top: dict[str, float]
+
+
+def extract_positions(choice: dict[str, Any]) -> list[_Position] | None:
+    """Per generated token: its text, offset and top alternatives, from either logprobs shape.
+
+    Legacy completions (vLLM, SGLang, TGI): ``{"tokens", "token_logprobs", "top_logprobs":
+    [{token: logprob}], "text_offset"}``. Chat-style (chat completions, llama.cpp):
+    ``{"content": [{"token", "logprob", "top_logprobs": [{"token", "logprob"}]}]}``.
+    None when the server sent no logprobs.
+    """
+    logprobs = choice.get("logprobs")
+    if not isinstance(logprobs, dict):
+        return None
+    positions: list[_Position] = []
+    if isinstance(logprobs.get("content"), list):
+        offset = 0
+        for entry in logprobs["content"]:
+            token = entry.get("token", "")
+            top = {t["token"]: t.get("logprob") for t in entry.get("top_logprobs") or [] if "token" in t}
+            if token not in top and entry.get("logprob") is not None:
+                top[token] = entry["logprob"]
+            positions.append(_Position(token, offset, top))
+            offset += len(token)
+        return positions
+    tokens = logprobs.get("tokens")
+    if not isinstance(tokens, list):
+        return None
+    tops = logprobs.get("top_logprobs") or [None] * len(tokens)
+    chosen = logprobs.get("token_logprobs") or [None] * len(tokens)
+    offsets = logprobs.get("text_offset")
+    base = offsets[0] if offsets else 0
+    running = 0
+    for k, token in enumerate(tokens):
+        top = dict(tops[k]) if k < len(tops) and isinstance(tops[k], dict) else {}
+        if token not in top and k < len(chosen) and chosen[k] is not None:
+            top[token] = chosen[k]
+        # vLLM's text_offset counts from the start of the prompt when echo is on, else the
+        # completion; subtract the first offset so both read as offsets in the completion.
+        start = offsets[k] - base if offsets and k < len(offsets) else running
+        positions.append(_Position(token, start, top))
+        running += len(token)
+    return positions
+
+
+@dataclass
+class _Endpoint:
+    url: str
+    outstanding: int = 0
+    requests: int = 0
+    failures: int = 0
+    down_until: float = 0.0
+
+
+@dataclass
+class HTTPStats:
+    """Request-level counters (on top of :class:`~prometheus_reward.backends.base.BackendStats`)."""
+
+    requests: int = 0
+    attempts: int = 0
+    retries: int = 0
+    failed_requests: int = 0
+    per_url: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+class _LoopThread:
+    """An asyncio loop on a daemon thread; sync code submits coroutines to it."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="openai-backend-loop", daemon=True)
+        self.thread.start()
+
+    def run(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+
+
+class OpenAIBackend(Backend):
+    """Evaluator served by one or more OpenAI-compatible servers.
+
+    Args:
+        base_urls: one URL or a list (``http://host:8000`` or ``http://host:8000/v1``); requests
+            go to the least busy, failing ones are skipped for ``cooldown`` seconds.
+        model: the served model name (what the server calls it).
+        api_key: sent as ``Authorization: Bearer``.
+        api: ``"completions"`` (exact prompt text; preferred) or ``"chat"`` (the server applies
+            the chat template; reading the distribution after ``[RESULT]`` then needs the
+            vLLM/SGLang ``continue_final_message`` extension).
+        tokenizer: a tokenizer object, a path/hub id, ``"auto"`` (try ``model``) or None (no
+            tokenizer: Prometheus chat rules and the chars/4 token estimate).
+        family: chat format family (detected from ``model`` by default).
+        context_length: the evaluator's context (default 4096 for Prometheus, else the
+            tokenizer's limit, else 4096).
+        timeout: seconds per HTTP request (each attempt).
+        max_concurrency: requests in flight at once, over all URLs.
+        max_attempts: tries per request (the first included) before the row is unscorable.
+        backoff: first retry delay in seconds; it doubles each retry (with jitter) up to ``max_backoff``.
+        top_logprobs: alternatives requested per position (vLLM's default cap is 20).
+        send_repetition_penalty: send ``repetition_penalty`` (vLLM, SGLang, TGI accept it;
+            dropped automatically when a server rejects the field).
+        strip_bos: drop the tokenizer's BOS text from formatted prompts before sending, since
+            servers add BOS themselves when they tokenise ``/v1/completions`` prompts.
+        extra_body: extra JSON fields for every request (e.g. ``{"top_k": -1}``).
+        cooldown: seconds a URL is avoided after a connection failure or timeout.
+    """
+
+    def __init__(
+        self,
+        base_urls: str | Sequence[str],
+        model: str,
+        api_key: str | None = None,
+        *,
+        api: Literal["completions", "chat"] = "completions",
+        tokenizer: Any = "auto",
+        family: ChatFamily | None = None,
+        context_length: int | None = None,
+        revision: str | None = None,
+        timeout: float = 120.0,
+        connect_timeout: float = 5.0,
+        max_concurrency: int = 64,
+        max_attempts: int = 4,
+        backoff: float = 0.5,
+        max_backoff: float = 8.0,
+        top_logprobs: int = 20,
+        send_repetition_penalty: bool = True,
+        strip_bos: bool = True,
+        extra_body: dict[str, Any] | None = None,
+        cooldown: float = 5.0,
+    ):
+        super().__init__()
+        urls = [base_urls] if isinstance(base_urls, str) else list(base_urls)
+        if not urls:
+            raise ValueError("give at least one base URL")
+        if api not in ("completions", "chat"):
+            raise ValueError(f"api must be 'completions' or 'chat', got {api!r}")
+        self.endpoints = [_Endpoint(self._normalize_url(u)) for u in urls]
+        self.model = model
+        self.model_id = model
+        self.revision = revision
+        self.api = api
+        self.api_key = api_key
+        self.family = family or detect_family(model)
+        self.tokenizer = self._load_tokenizer(tokenizer, model)
+        self.context_length = context_length or self._default_context_length()
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.max_concurrency = max_concurrency
+        self.max_attempts = max(1, max_attempts)
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.top_logprobs = top_logprobs
+        self.strip_bos = strip_bos
+        self.extra_body = dict(extra_body or {})
+        self.cooldown = cooldown
+        self.http_stats = HTTPStats()
+        self._dropped: set[str] = set() if send_repetition_penalty else {"repetition_penalty"}
+        self._chat_turns: OrderedDict[str, list[dict[str, str]]] = OrderedDict()
+        self._lead_cache: dict[tuple[tuple[str, ...], str], str] = {}
+        self._lock = threading.Lock()
+        self._loop: _LoopThread | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._semaphore: asyncio.Semaphore | None = None
+
+    # -- construction helpers ----------------------------------------------------------------
+    @staticmethod
+    def _normalize_url(url: str) -> str:
+        url = url.strip().rstrip("/")
+        if not url.startswith(("http://", "https://")):
+            url = "http://" + url
+        return url[: -len("/v1")] if url.endswith("/v1") else url
+
+    @staticmethod
+    def _load_tokenizer(tokenizer: Any, model: str) -> Any:
+        if tokenizer is None or not isinstance(tokenizer, str):
+            return tokenizer
+        from transformers import AutoTokenizer
+
+        from ..embedded import resolve_model_path
+
+        source = model if tokenizer == "auto" else tokenizer
+        try:
+            return AutoTokenizer.from_pretrained(resolve_model_path(source))
+        except Exception as err:  # no local copy and no hub: estimate instead
+            if tokenizer != "auto":
+                raise
+            logger.info("no tokenizer for %r (%s); using chat-family rules and a chars/4 token estimate",
+                        source, type(err).__name__)
+            return None
+
+    def _default_context_length(self) -> int:
+        if self.family in _FAMILY_CONTEXT:
+            return _FAMILY_CONTEXT[self.family]
+        limit = getattr(self.tokenizer, "model_max_length", None)
+        return limit if isinstance(limit, int) and 0 < limit < 10**7 else 4096
+
+    # -- text ------------------------------------------------------------------------------------
+    def format(self, system: str, user: str) -> str:
+        if self.api == "chat":
+            # The server applies the template; the text is what truncation counts, and the
+            # messages are remembered so requests can send them.
+            if self.family == "prometheus-2":
+                messages = [{"role": "user", "content": f"{system}\n\n{user}"}]
+            else:
+                messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+            text = f"{system}\n\n{user}"
+            with self._lock:
+                self._chat_turns[text] = messages
+                self._chat_turns.move_to_end(text)
+                while len(self._chat_turns) > 4096:
+                    self._chat_turns.popitem(last=False)
+            return text
+        return format_chat(system, user, self.family, self.tokenizer)  # type: ignore[arg-type]
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if self.tokenizer is None:
+            return [math.ceil(len(t) / _CHARS_PER_TOKEN) for t in texts]
+        bos = self.tokenizer.bos_token
+        counts = []
+        for text in texts:
+            add_special = not (bos and text.startswith(bos))
+            counts.append(len(self.tokenizer(text, add_special_tokens=add_special)["input_ids"]))
+        return counts
+
+    def truncate(self, text: str, max_tokens: int, keep: Literal["head", "tail"] = "head") -> str:
+        max_tokens = max(max_tokens, 0)
+        if self.tokenizer is None:
+            limit = max_tokens * _CHARS_PER_TOKEN
+            if len(text) <= limit:
+                return text
+            return text[:limit] if keep == "head" else text[len(text) - limit :]
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) <= max_tokens:
+            return text
+        kept = ids[:max_tokens] if keep == "head" else ids[len(ids) - max_tokens :]
+        return self.tokenizer.decode(kept, skip_special_tokens=False)
+
+    def _lead_text(self, choices: Sequence[str], lead: str) -> str:
+        """The part of ``lead`` that ends on a token boundary before every choice.
+
+        With a tokenizer this is the common token prefix of ``lead + choice`` (Gemma and Mistral
+        write the space before a digit as its own token, so it stays in the lead); without one
+        it is ``lead`` itself and the reader skips a whitespace-only first token."""
+        key = (tuple(choices), lead)
+        if key in self._lead_cache:
+            return self._lead_cache[key]
+        text = lead
+        if self.tokenizer is not None:
+            probe = self.tokenizer(_PROBE, add_special_tokens=False)["input_ids"]
+            sequences = []
+            for choice in choices:
+                ids = self.tokenizer(_PROBE + lead + choice, add_special_tokens=False)["input_ids"]
+                sequences.append(ids[len(probe):] if ids[: len(probe)] == probe else ids)
+            common = 0
+            while all(len(s) > common for s in sequences) and len({s[common] for s in sequences}) == 1:
+                common += 1
+            text = self.tokenizer.decode(sequences[0][:common], skip_special_tokens=False)
+            if not lead.startswith(text):  # decoding did not round-trip: keep the lead as given
+                text = lead
+        self._lead_cache[key] = text
+        return text
+
+    def _wire_prompt(self, text: str) -> str:
+        bos = getattr(self.tokenizer, "bos_token", None) if self.tokenizer is not None else None
+        if self.strip_bos and bos and text.startswith(bos):
+            return text[len(bos):]
+        return text
+
+    def _chat_messages(self, text: str) -> tuple[list[dict[str, str]], str]:
+        """(messages, assistant continuation) for a formatted prompt plus any appended text."""
+        with self._lock:
+            if text in self._chat_turns:
+                return list(self._chat_turns[text]), ""
+            best = max((p for p in self._chat_turns if text.startswith(p)), key=len, default=None)
+            if best is not None:
+                return list(self._chat_turns[best]), text[len(best):]
+        return [{"role": "user", "content": text}], ""
+
+    # -- HTTP machinery -------------------------------------------------------------------------------
+    def _run(self, coro):
+        with self._lock:
+            if self._loop is None:
+                self._loop = _LoopThread()
+        return self._loop.run(coro)
+
+    def _ensure_client(self) -> httpx.AsyncClient:
+        # created on the loop thread, so the client and semaphore belong to that loop
+        if self._client is None:
+            headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+            limits = httpx.Limits(max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency)
+            self._client = httpx.AsyncClient(headers=headers, limits=limits,
+                                             timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout))
+            self._semaphore = asyncio.Semaphore(self.max_concurrency)
+        return self._client
+
+    def _pick(self, avoid: set[str]) -> _Endpoint:
+        """Least outstanding requests among healthy URLs, avoiding ones this request failed on."""
+        now = time.monotonic()
+        pool = [e for e in self.endpoints if e.url not in avoid] or list(self.endpoints)
+        healthy = [e for e in pool if e.down_until <= now] or pool
+        return min(healthy, key=lambda e: (e.outstanding, e.down_until, e.requests))
+
+    def _drop_rejected_field(self, payload: dict[str, Any], body: str) -> bool:
+        for name in _OPTIONAL_FIELDS:
+            if name in payload and name in body:
+                if name not in self._dropped:  # concurrent requests hit the same rejection
+                    logger.warning("the server rejected field %r; not sending it again", name)
+                self._dropped.add(name)
+                payload.pop(name, None)
+                return True
+        return False
+
+    async def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+        """POST with retries, backoff and failover; None when every attempt failed."""
+        client = self._ensure_client()
+        assert self._semaphore is not None
+        payload = {k: v for k, v in {**self.extra_body, **payload}.items() if k not in self._dropped}
+        self.http_stats.requests += 1
+        avoid: set[str] = set()
+        last_error = ""
+        attempt = 0
+        while attempt < self.max_attempts:
+            endpoint = self._pick(avoid)
+            retry = True
+            async with self._semaphore:
+                endpoint.outstanding += 1
+                endpoint.requests += 1
+                self.http_stats.attempts += 1
+                try:
+                    response = await client.post(endpoint.url + path, json=payload)
+                    if response.status_code == 200:
+                        return response.json()
+                    body = response.text[:500]
+                    last_error = f"HTTP {response.status_code} from {endpoint.url}: {body}"
+                    if response.status_code in (400, 422) and self._drop_rejected_field(payload, body):
+                        continue  # resend at once without the field; not counted as an attempt
+                    retry = response.status_code in _RETRY_STATUS
+                except (httpx.TimeoutException, httpx.TransportError) as err:
+                    last_error = f"{type(err).__name__} from {endpoint.url}: {err}"
+                    endpoint.down_until = time.monotonic() + self.cooldown
+                except ValueError as err:  # a 200 with a body that is not JSON
+                    last_error = f"bad JSON from {endpoint.url}: {err}"
+                finally:
+                    endpoint.outstanding -= 1
+            endpoint.failures += 1
+            attempt += 1
+            if not retry or attempt >= self.max_attempts:
+                break
+            if len(self.endpoints) > 1:
+                avoid.add(endpoint.url)
+            self.http_stats.retries += 1
+            delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
+            await asyncio.sleep(delay * (0.5 + random.random() / 2))
+        self.http_stats.failed_requests += 1
+        logger.warning("request to %s failed after %d attempt(s); the row is unscorable: %s",
+                       path, attempt, last_error)
+        return None
+
+    def _request(self, prompt: str, *, max_tokens: int, temperature: float, top_p: float | None = None,
+                 seed: int | None = None, repetition_penalty: float | None = None,
+                 logprobs: bool = False) -> tuple[str, dict[str, Any]]:
+        """(path, payload) for one completion of ``prompt`` (formatted text, maybe continued)."""
+        payload: dict[str, Any] = {"model": self.model, "max_tokens": max_tokens, "temperature": temperature}
+        if top_p is not None and temperature > 0:
+            payload["top_p"] = top_p
+        if seed is not None:
+            payload["seed"] = seed
+        if repetition_penalty is not None and repetition_penalty != 1.0:
+            payload["repetition_penalty"] = repetition_penalty
+        if self.api == "chat":
+            messages, continuation = self._chat_messages(prompt)
+            if continuation:
+                messages.append({"role": "assistant", "content": continuation})
+                payload["continue_final_message"] = True
+                payload["add_generation_prompt"] = False
+            payload["messages"] = messages
+            if logprobs:
+                payload["logprobs"] = True
+                payload["top_logprobs"] = self.top_logprobs
+            return "/v1/chat/completions", payload
+        payload["prompt"] = self._wire_prompt(prompt)
+        if logprobs:
+            payload["logprobs"] = self.top_logprobs
+        return "/v1/completions", payload
+
+    @staticmethod
+    def _choice_of(response: dict[str, Any] | None) -> tuple[str, dict[str, Any]] | None:
+        if not response:
+            return None
+        choices = response.get("choices") or []
+        if not choices:
+            return None
+        choice = choices[0]
+        text = choice.get("text")
+        if text is None:
+            text = (choice.get("message") or {}).get("content") or ""
+        return text, choice
+
+    def _gather(self, requests: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any] | None]:
+        async def run_all():
+            return await asyncio.gather(*(self._post(path, payload) for path, payload in requests))
+
+        return self._run(run_all())
+
+    # -- Backend API ----------------------------------------------------------------------------------
+    def choice_probs(
+        self, prefixes: Sequence[str], choices: Sequence[str], lead: str = "[RESULT] "
+    ) -> list[list[float] | None]:
+        lead_text = self._lead_text(choices, lead)
+        requests = [self._request(p + lead_text, max_tokens=2, temperature=0.0, logprobs=True) for p in prefixes]
+        responses = self._gather(requests)
+        self.stats.forward_batches += 1
+        self.stats.batch_sizes.append(len(prefixes))
+        out: list[list[float] | None] = []
+        for response in responses:
+            self._count_usage(response)
+            parsed = self._choice_of(response)
+            out.append(None if parsed is None else self._read_answer(parsed[0], parsed[1], choices))
+        return out
+
+    def _read_answer(self, text: str, choice: dict[str, Any], choices: Sequence[str]) -> list[float] | None:
+        positions = extract_positions(choice)
+        if positions:
+            # the first position, or the next one when the model first writes a bare space
+            for position in positions[:2]:
+                probs = probs_from_top(position.top, choices)
+                if probs is not None:
+                    return probs
+                if normalize_token(position.token):
+                    break
+            return None
+        # no logprobs from this server: the greedy answer, parsed, as a one-hot distribution
+        first = text.strip().split()[0] if text.strip() else ""
+        first = first.strip(".:)([]\"'*")
+        if first in choices:
+            return [1.0 if c == first else 0.0 for c in choices]
+        return None
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        sampling: SamplingParams,
+        *,
+        choices: Sequence[str] | None = None,
+        locate: Locator | None = None,
+        num_samples: int = 1,
+    ) -> list[list[Generation]]:
+        # one request per sample (``n`` is not honoured by every server); seeds differ per sample
+        requests = []
+        for prompt in prompts:
+            for s in range(num_samples):
+                requests.append(self._request(
+                    prompt,
+                    max_tokens=sampling.max_new_tokens,
+                    temperature=sampling.temperature,
+                    top_p=sampling.top_p,
+                    seed=None if sampling.seed is None else sampling.seed + s,
+                    repetition_penalty=sampling.repetition_penalty,
+                    logprobs=choices is not None,
+                ))
+        responses = self._gather(requests)
+        self.stats.generate_batches += 1
+        self.stats.batch_sizes.append(len(prompts))
+        out: list[list[Generation]] = []
+        for k in range(len(prompts)):
+            gens = []
+            for s in range(num_samples):
+                response = responses[k * num_samples + s]
+                prompt_tokens, completion_tokens = self._count_usage(response)
+                parsed = self._choice_of(response)
+                if parsed is None:
+                    gens.append(Generation(text=""))
+                    continue
+                text, choice = parsed
+                probs = None
+                if choices is not None and locate is not None:
+                    probs = self._probs_at(text, choice, choices, locate)
+                gens.append(Generation(text, probs, prompt_tokens, completion_tokens))
+            out.append(gens)
+        return out
+
+    def _probs_at(self, text: str, choice: dict[str, Any], choices: Sequence[str], locate: Locator) -> list[float] | None:
+        offset = locate(text)
+        positions = extract_positions(choice)
+        if offset is None or not positions:
+            return None
+        for position in reversed(positions):
+            end = position.start + len(position.token)
+            if position.start <= offset < max(end, position.start + 1) and normalize_token(position.token) in choices:
+                return probs_from_top(position.top, choices)
+        return None
+
+    def _count_usage(self, response: dict[str, Any] | None) -> tuple[int, int]:
+        usage = (response or {}).get("usage") or {}
+        prompt_tokens = int(usage.get("prompt_tokens") or 0)
+        completion_tokens = int(usage.get("completion_tokens") or 0)
+        self.stats.prompt_tokens += prompt_tokens
+        self.stats.completion_tokens += completion_tokens
+        return prompt_tokens, completion_tokens
+
+    def endpoint_stats(self) -> list[dict[str, Any]]:
+        """Per URL: outstanding, requests and failures (for /metrics and logs)."""
+        return [{"url": e.url, "outstanding": e.outstanding, "requests": e.requests, "failures": e.failures}
+                for e in self.endpoints]
+
+    def close(self) -> None:
+        if self._loop is not None:
+            if self._client is not None:
+                try:
+                    self._loop.run(self._client.aclose())
+                except Exception:  # closing is best effort
+                    pass
+            self._loop.stop()
+        self._loop = None
+        self._client = None
+        self._semaphore = None
