@@ -11,7 +11,7 @@ setup:
 demo: setup
 	$(VENV)/bin/prometheus-reward grade examples/grade_demo.jsonl -o outputs/demo_grades.jsonl \
 		--model embedded --rubric configs/rubrics/child_readability.yaml \
-		--mode expected --max-new-tokens 48 --seed 0
+		--mode expected --max-new-tokens 32 --batch-size 4 --seed 0
 
 test: setup
 	$(VENV)/bin/python -m pytest
