@@ -22,8 +22,17 @@ def add_judge_arguments(parser: argparse.ArgumentParser, default_model: str = DE
     group.add_argument("--max-batch-tokens", type=int, default=None, help="token budget of one batch")
     group.add_argument("--max-input-tokens", type=int, default=None, help="prompt budget (default: context - new tokens)")
     group.add_argument("--seed", type=int, default=None)
-    group.add_argument("--openai-base-url", action="append", default=None,
-                       help="judge through OpenAI-compatible server(s) instead of loading --model locally")
+    remote = parser.add_argument_group("remote evaluator (OpenAI-compatible servers: vLLM, SGLang, TGI, llama.cpp)")
+    remote.add_argument("--openai-base-url", action="append", default=None,
+                        help="judge through this server instead of loading --model locally (repeat for replicas)")
+    remote.add_argument("--openai-api", default="completions", choices=["completions", "chat"])
+    remote.add_argument("--openai-api-key-env", default="OPENAI_API_KEY",
+                        help="environment variable holding the API key (never pass keys on the command line)")
+    remote.add_argument("--openai-tokenizer", default="auto",
+                        help="tokenizer for exact chat formatting and token counts ('auto': try --model; 'none')")
+    remote.add_argument("--request-timeout", type=float, default=120.0, help="seconds per HTTP request")
+    remote.add_argument("--max-concurrency", type=int, default=64, help="HTTP requests in flight")
+    remote.add_argument("--max-attempts", type=int, default=4, help="tries per request (5xx, timeouts)")
 
 
 def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,8 +54,22 @@ def judge_from_args(args: argparse.Namespace):
     from .judge import Judge
 
     if getattr(args, "openai_base_url", None):
-        return Judge.from_openai(args.openai_base_url, model=args.model, seed=args.seed,  # type: ignore[attr-defined]
-                                 max_input_tokens=args.max_input_tokens)
+        import os
+
+        tokenizer = None if args.openai_tokenizer == "none" else args.openai_tokenizer
+        return Judge.from_openai(
+            args.openai_base_url,
+            model=args.model,
+            api_key=os.environ.get(args.openai_api_key_env),
+            seed=args.seed,
+            max_input_tokens=args.max_input_tokens,
+            api=args.openai_api,
+            tokenizer=tokenizer,
+            family=args.family,
+            timeout=args.request_timeout,
+            max_concurrency=args.max_concurrency,
+            max_attempts=args.max_attempts,
+        )
     kwargs: dict[str, Any] = {}
     if args.family:
         kwargs["family"] = args.family

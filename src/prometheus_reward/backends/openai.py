@@ -50,6 +50,8 @@ _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 # dropped for the rest of the session when a 4xx names them, then the request is resent.
 _OPTIONAL_FIELDS = ("repetition_penalty", "seed", "logprobs", "top_logprobs", "continue_final_message",
                     "add_generation_prompt")
+_UNKNOWN_FIELD_WORDS = ("unexpected", "unsupported", "not supported", "extra", "unknown", "not permitted",
+                        "unrecognized", "unrecognised")
 _CHARS_PER_TOKEN = 4
 _PROBE = "Answer:\n"
 
@@ -395,6 +397,9 @@ class OpenAIBackend(Backend):
         return min(healthy, key=lambda e: (e.outstanding, e.down_until, e.requests))
 
     def _drop_rejected_field(self, payload: dict[str, Any], body: str) -> bool:
+        # only an "unknown field" refusal; e.g. "logprobs above the maximum" must not drop logprobs
+        if not any(word in body.lower() for word in _UNKNOWN_FIELD_WORDS):
+            return False
         for name in _OPTIONAL_FIELDS:
             if name in payload and name in body:
                 if name not in self._dropped:  # concurrent requests hit the same rejection

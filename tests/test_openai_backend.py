@@ -1,0 +1,418 @@
+"""OpenAIBackend: logprob parsing, retries, failover and faults against real HTTP servers on loopback.
+
+Two kinds of upstream:
+- a scripted OpenAI-compatible server (FastAPI in a thread) whose answers, failures and delays
+  the test controls: it unit-tests the retry / failover / logprob-reading logic;
+- ``transformers serve`` hosting the tiny random Gemma3 (a real model server, which ignores
+  ``logprobs``): the parse fallback, exact prompt text, and the down / killed / restarted faults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from prometheus_reward import Judge
+from prometheus_reward.backends.base import SamplingParams
+from prometheus_reward.templates import format_chat
+from prometheus_reward.backends.openai import (
+    OpenAIBackend,
+    extract_positions,
+    normalize_token,
+    probs_from_top,
+)
+
+CHOICES = ("1", "2", "3", "4", "5")
+
+
+# -- helpers --------------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ThreadServer:
+    """A uvicorn server for an ASGI app on a background thread (stoppable, restartable)."""
+
+    def __init__(self, app, port: int | None = None):
+        self.app = app
+        self.port = port or free_port()
+        self.server: uvicorn.Server | None = None
+        self.thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "ThreadServer":
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="error", lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("scripted upstream did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.should_exit = True
+            self.thread.join(timeout=10)
+            self.server = None
+
+
+@dataclass
+class Script:
+    """What the scripted upstream does next."""
+
+    fail: int = 0  # answer 503 to the next N requests
+    delay: float = 0.0  # seconds before answering
+    reject: str | None = None  # answer 422 naming this field when a request carries it
+    text: str = "Clear and correct. [RESULT] 4"
+    dist: dict[str, float] = field(default_factory=lambda: {"\u25814": 0.5, "\u25815": 0.3, "3": 0.1, "x": 0.1})
+    lead_space: bool = False  # first generated token is a bare "▁" (answer comes one position later)
+    logprobs: bool = True
+    seen: list[dict] = field(default_factory=list)
+
+
+def scripted_app(script: Script) -> FastAPI:
+    app = FastAPI()
+
+    def top() -> dict[str, float]:
+        return {tok: math.log(p) for tok, p in script.dist.items()}
+
+    async def gate(body: dict) -> JSONResponse | None:
+        script.seen.append(body)
+        if script.fail > 0:
+            script.fail -= 1
+            return JSONResponse({"error": "overloaded"}, status_code=503)
+        if script.reject and script.reject in body:
+            return JSONResponse({"detail": f"Unexpected fields in the request: {{'{script.reject}'}}"}, status_code=422)
+        if script.delay:
+            await asyncio.sleep(script.delay)
+        return None
+
+    @app.post("/v1/completions")
+    async def completions(request: Request):
+        body = await request.json()
+        refused = await gate(body)
+        if refused is not None:
+            return refused
+        choice: dict = {"index": 0, "finish_reason": "length"}
+        if body["max_tokens"] <= 2:  # a read of the answer distribution
+            choice["text"] = " 4"
+            tokens = ["\u2581", "\u25814"] if script.lead_space else ["\u25814"]
+            tops = [{"\u2581": -0.01}, top()] if script.lead_space else [top()]
+        else:  # a generation: feedback, marker, answer (the answer's alternatives at its position)
+            choice["text"] = script.text
+            tokens = ["Clear", " and", " correct", ".", " [RESULT]", "\u25814"]
+            tops = [{t: -0.1} for t in tokens[:-1]] + [top()]
+        if script.logprobs and body.get("logprobs"):
+            offsets = [sum(len(t) for t in tokens[:k]) for k in range(len(tokens))]
+            chosen = [t.get(tok, -0.1) for t, tok in zip(tops, tokens)]  # as vLLM: the chosen token's own logprob
+            choice["logprobs"] = {"tokens": tokens, "token_logprobs": chosen,
+                                  "top_logprobs": tops, "text_offset": offsets}
+        return {"choices": [choice], "usage": {"prompt_tokens": 10, "completion_tokens": len(tokens)}}
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request):
+        body = await request.json()
+        refused = await gate(body)
+        if refused is not None:
+            return refused
+        content = [{"token": "\u25814", "logprob": top()["\u25814"],
+                    "top_logprobs": [{"token": t, "logprob": lp} for t, lp in top().items()]}]
+        return {"choices": [{"index": 0, "message": {"role": "assistant", "content": "4"},
+                             "logprobs": {"content": content}}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 1}}
+
+    return app
+
+
+@pytest.fixture
+def upstream():
+    script = Script()
+    server = ThreadServer(scripted_app(script)).start()
+    yield script, server
+    server.stop()
+
+
+def expected_from(dist: dict[str, float]) -> float:
+    mass = {c: 0.0 for c in CHOICES}
+    for tok, p in dist.items():
+        if normalize_token(tok) in mass:
+            mass[normalize_token(tok)] += p
+    total = sum(mass.values())
+    return sum(int(c) * m / total for c, m in mass.items())
+
+
+def fast_backend(urls, **kw) -> OpenAIBackend:
+    kw = {"tokenizer": None, "backoff": 0.01, "max_backoff": 0.05, "timeout": 5.0, "cooldown": 0.2, **kw}
+    return OpenAIBackend(urls, "scripted", **kw)
+
+
+# -- pure parsing -------------------------------------------------------------------------------------
+def test_token_normalisation_and_renormalised_choice_probs():
+    assert normalize_token("\u25813") == "3" and normalize_token("\u0120A") == "A" and normalize_token(" ") == ""
+    probs = probs_from_top({"\u25814": math.log(0.5), "4": math.log(0.1), " 2": math.log(0.2), "zz": 0.0}, CHOICES)
+    assert probs == pytest.approx([0, 0.25, 0, 0.75, 0])
+    assert probs_from_top({"hello": -0.1}, CHOICES) is None
+    assert probs_from_top(None, CHOICES) is None
+
+
+def test_extract_positions_reads_both_logprob_shapes():
+    legacy = {"logprobs": {"tokens": ["a", " [RESULT]", " 4"], "token_logprobs": [-1, -1, -0.5],
+                           "top_logprobs": [{"a": -1}, {" [RESULT]": -1}, {" 4": -0.5, " 5": -1.0}],
+                           "text_offset": [100, 101, 110]}}
+    positions = extract_positions(legacy)
+    assert [p.start for p in positions] == [0, 1, 10]
+    assert positions[2].top == {" 4": -0.5, " 5": -1.0}
+    chat = {"logprobs": {"content": [{"token": "B", "logprob": -0.2, "top_logprobs": [{"token": "A", "logprob": -1.8}]}]}}
+    (position,) = extract_positions(chat)
+    assert position.top == {"A": -1.8, "B": -0.2}  # the chosen token is added when missing from the top list
+    assert extract_positions({"text": "no logprobs"}) is None
+
+
+# -- scripted upstream: logprobs, retries, failover ------------------------------------------------------
+def test_direct_and_expected_scores_from_logprobs(upstream):
+    script, server = upstream
+    judge = Judge(fast_backend(server.url))
+    want = expected_from(script.dist)
+    direct = judge.grade(["Say hi."], ["Hello!"], "helpfulness", mode="direct")[0]
+    assert direct.expected == pytest.approx(want) and direct.score == 4
+    expected = judge.grade(["Say hi."], ["Hello!"], "helpfulness", mode="expected", max_new_tokens=32)[0]
+    assert expected.expected == pytest.approx(want) and expected.score == 4
+    assert expected.feedback == "Clear and correct."
+    sent = script.seen[-1]
+    assert sent["logprobs"] == 20 and sent["max_tokens"] == 32 and sent["prompt"].endswith("###Feedback: ")
+    # a bare space token first: the answer is read one position later
+    script.lead_space = True
+    assert judge.grade(["Say hi."], ["Hello!"], "helpfulness", mode="direct")[0].expected == pytest.approx(want)
+    # no logprobs from the server: generate mode still parses, direct reads the greedy answer
+    script.logprobs = False
+    parsed = judge.grade(["Say hi."], ["Hello!"], "helpfulness", mode="expected", max_new_tokens=32)[0]
+    assert parsed.score == 4 and parsed.expected == pytest.approx(4.0)  # one-hot from the appended [RESULT] read
+
+
+def test_chat_api_sends_messages_and_reads_chat_logprobs(upstream):
+    script, server = upstream
+    backend = fast_backend(server.url, api="chat")
+    judge = Judge(backend)
+    grade = judge.grade(["Say hi."], ["Hello!"], "helpfulness", mode="direct")[0]
+    assert grade.expected == pytest.approx(expected_from(script.dist))
+    body = script.seen[-1]
+    # prometheus-2 rules do not apply to an unknown model: system and user roles, then the
+    # "[RESULT] " lead as an assistant message continued by the server
+    assert [m["role"] for m in body["messages"]] == ["system", "user", "assistant"]
+    assert body["messages"][-1]["content"] == "[RESULT] " and body["continue_final_message"] is True
+    assert body["top_logprobs"] == 20 and body["logprobs"] is True
+
+
+def test_retries_on_5xx_then_succeeds_without_duplicating_rows(upstream):
+    script, server = upstream
+    backend = fast_backend(server.url, max_attempts=4)
+    script.fail = 3
+    out = backend.generate(["p0", "p1"], SamplingParams(max_new_tokens=16))
+    assert [len(g) for g in out] == [1, 1] and all(g[0].text == script.text for g in out)
+    assert backend.http_stats.requests == 2 and backend.http_stats.retries == 3
+    assert backend.http_stats.attempts == 5 and backend.http_stats.failed_requests == 0
+
+
+def test_gives_up_with_warning_and_unscorable_rows(upstream, caplog):
+    script, server = upstream
+    backend = fast_backend(server.url, max_attempts=2)
+    judge = Judge(backend)
+    script.fail = 100
+    with caplog.at_level(logging.WARNING, logger="prometheus_reward.backends.openai"):
+        grades = judge.grade(["a", "b"], ["x", "y"], "helpfulness", mode="direct")
+    assert all(g.value is None and g.error for g in grades)
+    assert "failed after 2 attempt(s)" in caplog.text and "503" in caplog.text
+    script.fail = 0  # upstream healthy again: the same judge recovers
+    assert all(g.value is not None for g in judge.grade(["a", "b"], ["x", "y"], "helpfulness", mode="direct"))
+
+
+def test_rejected_optional_field_is_dropped_and_request_resent(upstream):
+    script, server = upstream
+    backend = fast_backend(server.url)
+    script.reject = "repetition_penalty"
+    out = backend.generate(["p"], SamplingParams(max_new_tokens=8, repetition_penalty=1.03))
+    assert out[0][0].text == script.text
+    assert "repetition_penalty" not in script.seen[-1] and "repetition_penalty" in script.seen[0]
+    backend.generate(["p"], SamplingParams(max_new_tokens=8))
+    assert "repetition_penalty" not in script.seen[-1]
+
+
+def test_failover_and_least_outstanding_balancing(upstream):
+    script, server = upstream
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    backend = fast_backend([dead, server.url], cooldown=30.0)
+    out = backend.generate([f"p{i}" for i in range(6)], SamplingParams(max_new_tokens=8))
+    assert all(g[0].text == script.text for g in out)
+    stats = {e["url"]: e for e in backend.endpoint_stats()}
+    assert stats[dead]["failures"] >= 1 and stats[server.url]["requests"] >= 6
+    # two live replicas, slow answers: concurrent requests spread over both
+    script2 = Script(delay=0.3)
+    second = ThreadServer(scripted_app(script2)).start()
+    try:
+        script.delay = 0.3
+        pair = fast_backend([server.url, second.url])
+        pair.generate([f"q{i}" for i in range(8)], SamplingParams(max_new_tokens=8))
+        counts = [e["requests"] for e in pair.endpoint_stats()]
+        assert counts == [4, 4]
+    finally:
+        second.stop()
+
+
+def test_timeout_gives_unscorable_rows_then_recovers(upstream, caplog):
+    script, server = upstream
+    backend = fast_backend(server.url, timeout=1.0, max_attempts=2)
+    script.delay = 4.0  # well past the timeout, so the outcome does not hang on machine load
+    with caplog.at_level(logging.WARNING, logger="prometheus_reward.backends.openai"):
+        out = backend.choice_probs(["p0", "p1", "p2"], CHOICES)
+    assert out == [None, None, None] and "ReadTimeout" in caplog.text
+    script.delay = 0.0
+    assert all(p is not None for p in backend.choice_probs(["p0", "p1", "p2"], CHOICES))
+    assert backend.http_stats.failed_requests == 3
+
+
+# -- transformers serve: a real OpenAI-compatible model server -------------------------------------------
+def _transformers_cli() -> str:
+    exe = Path(sys.executable).with_name("transformers")
+    return str(exe) if exe.exists() else shutil.which("transformers") or "transformers"
+
+
+class TransformersServe:
+    def __init__(self, model_dir: Path, port: int):
+        self.model_dir, self.port = model_dir, port
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 120) -> "TransformersServe":
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+        self.proc = subprocess.Popen(
+            [_transformers_cli(), "serve", str(self.model_dir), "--host", "127.0.0.1", "--port", str(self.port),
+             "--device", "cpu", "--default-seed", "0"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"transformers serve exited with {self.proc.returncode}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError("transformers serve did not become healthy")
+
+    def ensure_started(self) -> "TransformersServe":
+        if self.proc is None or self.proc.poll() is not None:
+            self.start()
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # its own session: the server and any children
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+
+@pytest.fixture(scope="module")
+def tserve(tiny_model_dir):
+    """A transformers serve on a reserved port, *not yet started*: the first test sees it down."""
+    server = TransformersServe(tiny_model_dir, free_port())
+    yield server
+    server.stop()
+
+
+def _backend_for(server: TransformersServe, model_dir: Path, **kw) -> OpenAIBackend:
+    kw = {"max_attempts": 2, "backoff": 0.05, "max_backoff": 0.1, "cooldown": 0.1, "timeout": 30, **kw}
+    return OpenAIBackend(server.url, str(model_dir), tokenizer=str(model_dir), **kw)
+
+
+def test_upstream_down_at_start_then_back(tserve, tiny_model_dir, caplog):
+    backend = _backend_for(tserve, tiny_model_dir)
+    judge = Judge(backend, seed=0)
+    with caplog.at_level(logging.WARNING, logger="prometheus_reward.backends.openai"):
+        down = judge.grade(["Say hi.", "Add 2+2."], ["Hello!", "4"], "helpfulness", mode="direct")
+    assert all(g.value is None and g.error for g in down) and "ConnectError" in caplog.text
+    assert backend.http_stats.failed_requests == 2 and backend.http_stats.attempts == 4
+    tserve.start()
+    sampling = SamplingParams(max_new_tokens=4, temperature=0.0)
+    up = backend.generate([backend.format("sys", f"question {i}") for i in range(3)], sampling)
+    assert all(row[0].text for row in up)  # the same backend recovers once the server is up
+    backend.close()
+
+
+def test_transformers_serve_exact_prompt_and_parse_fallback(tserve, tiny_model_dir):
+    tserve.ensure_started()
+    backend = _backend_for(tserve, tiny_model_dir, max_attempts=4)
+    judge = Judge(backend, seed=0)
+    prompt = backend.format("You are a judge.", "Rate this.")
+    # the local tokenizer's formatting, exactly as the local backend writes it
+    assert prompt == format_chat("You are a judge.", "Rate this.", "auto", backend.tokenizer)
+    gens = backend.generate([prompt, prompt + " "], SamplingParams(max_new_tokens=6, temperature=0.0))
+    assert all(g[0].text and g[0].completion_tokens == 6 for g in gens)
+    # the server's count of prompt tokens equals ours: the text arrived as formatted, one BOS
+    assert gens[0][0].prompt_tokens == backend.count_tokens([prompt])[0]
+    # ignores logprobs: expected mode falls back to parsing; random weights write no result,
+    # so every row is unscorable, each with a reason, and nothing raises
+    grades = judge.grade(["Say hi.", "Add 2+2."], ["Hello!", "4"], "helpfulness", mode="expected", max_new_tokens=4)
+    assert [g.probs for g in grades] == [None, None] and all(g.error for g in grades)
+    assert all(len(g.feedback) > 0 for g in grades)
+    assert "repetition_penalty" in backend._dropped  # transformers serve refuses the field; it was dropped
+    backend.close()
+
+
+def test_upstream_killed_mid_run_then_back(tserve, tiny_model_dir):
+    tserve.ensure_started()
+    backend = _backend_for(tserve, tiny_model_dir)
+    sampling = SamplingParams(max_new_tokens=4, temperature=0.0)
+    prompts = [backend.format("sys", f"question {i}") for i in range(4)]
+    before = backend.generate(prompts, sampling)
+    results: list = []
+
+    def run_batches():
+        for _ in range(6):
+            results.append(backend.generate(prompts, sampling))
+
+    worker = threading.Thread(target=run_batches)
+    worker.start()
+    while not results:
+        time.sleep(0.05)
+    tserve.stop()  # SIGKILL while batches are running
+    worker.join(timeout=120)
+    # every batch came back whole: one Generation per row, none lost or doubled
+    assert len(results) == 6 and all(len(batch) == 4 and all(len(r) == 1 for r in batch) for batch in results)
+    assert all(r[0].text for r in results[0])
+    assert any(r[0].text == "" for batch in results for r in batch)  # rows after the kill: unscorable
+    tserve.start()
+    again = backend.generate(prompts, sampling)
+    # greedy outputs match the ones before the kill: recovered, and rows were not mixed up
+    assert [r[0].text for r in again] == [r[0].text for r in before]
+    backend.close()
