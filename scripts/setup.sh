@@ -14,3 +14,7 @@ if [ -n "$CONSTRAINTS" ]; then args+=(-c "$CONSTRAINTS"); fi
 "${PIP[@]}" install "${args[@]}" -e ".[test]"
 # The reference prompts for the byte-identity tests: the wheel alone (its deps pull fastchat/vllm).
 "${PIP[@]}" install --no-deps "prometheus-eval==0.1.20"
+# Test-only: the PPO engines' own loader code for the adapter tests (OpenRLHF's reward-function
+# loader, verl's load_extern_object). --no-deps: their GPU stacks (ray, deepspeed, flash-attn) are not needed.
+"${PIP[@]}" install --no-deps "openrlhf==0.11.2" "verl==0.9.1" "pylatexenc==2.11"
+"${PIP[@]}" install "aiohttp>=3.9"

@@ -22,6 +22,9 @@ DEFAULT_EVALUATOR = "prometheus-eval/prometheus-7b-v2.0"
 _LAZY = {
     "RubricReward": "prometheus_reward.rewards",
     "PairwiseReward": "prometheus_reward.rewards",
+    "AsyncRubricReward": "prometheus_reward.rewards",
+    "AsyncPairwiseReward": "prometheus_reward.rewards",
+    "reward_from_config": "prometheus_reward.rewards",
 }
 
 __all__ = ["DEFAULT_EVALUATOR", "Grade", "Judge", "Preference", "Rubric", *_LAZY]

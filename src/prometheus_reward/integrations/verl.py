@@ -1,0 +1,198 @@
+"""A Prometheus judge as verl's custom reward function.
+
+verl (``verl.trainer.main_ppo``) loads ``reward.custom_reward_function.path`` (a file path, or
+``pkg://prometheus_reward.integrations.verl``) and calls ``compute_score(data_source=...,
+solution_str=..., ground_truth=..., extra_info=...)`` once per response, from several threads at
+once. It accepts a float or a dict with ``"score"`` (the other keys become
+``reward_extra_info``). Here concurrent calls are gathered into one judge batch (a short wait,
+``PROMETHEUS_REWARD_BATCH_WAIT`` seconds, default 0.05), since one batched judge call is far
+cheaper than many single ones.
+
+Inputs: the instruction comes from ``extra_info`` (``question``, ``prompt``, ``instruction`` or
+``query``; a string or chat messages), the reference answer from ``ground_truth`` (a JSON object
+``{"reference_answer", "rubric"}`` also works), a per-row rubric from ``extra_info["rubric"]``.
+Configure the judge from the environment (see :func:`prometheus_reward.rewards.reward_config_from_env`)
+or through ``custom_reward_function.reward_kwargs`` (``judge_model``, ``judge_base_urls``,
+``rubric``, ``mode``...), which verl passes to every call. PPO cannot mask a reward: unscorable
+rows score ``fallback`` (0.0 unless set) and ``judge_unscorable`` = 1.
+
+The file uses absolute imports only: verl may execute it outside its package.
+
+Example:
+    >>> compute_score("chat", "Hello!", "Hi there!", {"question": "Say hi."})   # doctest: +SKIP
+    {'score': 0.81, 'judge_raw_score': 4.24, 'judge_unscorable': 0.0, 'judge_truncated': 0.0}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from typing import Any, Callable, Mapping, Sequence
+
+from prometheus_reward.completions import prompt_text, strip_special_tokens
+from prometheus_reward.rewards import RubricReward, reward_config_from_env, reward_from_config
+
+_INSTRUCTION_KEYS = ("question", "prompt", "instruction", "query")
+_REWARDS: dict[str, RubricReward] = {}
+_LOCK = threading.Lock()
+
+
+def _reward_for(options: Mapping[str, Any]) -> RubricReward:
+    """One reward per distinct configuration (environment + reward_kwargs), built on first use."""
+    key = json.dumps(options, sort_keys=True, default=str)
+    reward = _REWARDS.get(key)
+    if reward is None:
+        with _LOCK:
+            reward = _REWARDS.get(key)
+            if reward is None:
+                config = reward_config_from_env()
+                judge = dict(config.get("judge") or {})
+                for option, value in options.items():
+                    if option.startswith("judge_"):
+                        judge[option[len("judge_"):]] = value
+                    else:
+                        config[option] = value
+                config["judge"] = judge
+                config.setdefault("fallback", 0.0)
+                reward = _REWARDS[key] = reward_from_config(config)
+    return reward
+
+
+def set_reward(reward: RubricReward | None) -> None:
+    """Use ``reward`` for calls without ``reward_kwargs`` (tests, custom setups)."""
+    with _LOCK:
+        _REWARDS.clear()
+        if reward is not None:
+            _REWARDS[json.dumps({})] = reward
+
+
+class _MicroBatcher:
+    """Gather concurrent single-item calls into batches: the first caller waits ``wait`` seconds,
+    then runs the batch for everyone who arrived; callers arriving meanwhile form the next one."""
+
+    def __init__(self, run: Callable[[list[Any]], list[Any]], wait: float = 0.05, max_batch: int = 256):
+        self.run, self.wait, self.max_batch = run, wait, max_batch
+        self._lock = threading.Lock()
+        self._queue: list[tuple[Any, dict[str, Any], threading.Event]] = []
+        self._leader = False
+
+    def __call__(self, item: Any) -> Any:
+        slot: dict[str, Any] = {}
+        done = threading.Event()
+        with self._lock:
+            self._queue.append((item, slot, done))
+            lead = not self._leader
+            self._leader = self._leader or lead
+        if lead:
+            self._lead()
+        done.wait()
+        if "error" in slot:
+            raise slot["error"]
+        return slot["value"]
+
+    def _lead(self) -> None:
+        threading.Event().wait(self.wait)
+        while True:
+            with self._lock:
+                batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+                if not batch:
+                    self._leader = False
+                    return
+            try:
+                results = self.run([item for item, _, _ in batch])
+                for (_, slot, _), value in zip(batch, results):
+                    slot["value"] = value
+            except BaseException as err:  # every waiter gets the error, none hangs
+                for _, slot, _ in batch:
+                    slot["error"] = err
+            for _, _, done in batch:
+                done.set()
+
+
+def _instruction(extra_info: Mapping[str, Any] | None) -> Any:
+    info = extra_info or {}
+    for key in _INSTRUCTION_KEYS:
+        if info.get(key) is not None:
+            return info[key]
+    return None
+
+
+def _reference_and_rubric(ground_truth: Any, extra_info: Mapping[str, Any] | None) -> tuple[Any, Any]:
+    rubric = (extra_info or {}).get("rubric")
+    if isinstance(ground_truth, Mapping):
+        return ground_truth.get("reference_answer"), ground_truth.get("rubric", rubric)
+    if isinstance(ground_truth, str) and ground_truth.lstrip().startswith("{"):
+        try:
+            data = json.loads(ground_truth)
+            if isinstance(data, dict):
+                return data.get("reference_answer"), data.get("rubric", rubric)
+        except ValueError:
+            pass
+    if ground_truth is None or (isinstance(ground_truth, str) and not ground_truth.strip()):
+        return None, rubric
+    return str(ground_truth), rubric
+
+
+def _score_batch(reward: RubricReward, items: list[tuple[Any, str, Any, Any]]) -> list[dict[str, float]]:
+    prompts = [prompt_text(i[0]) if i[0] is not None else None for i in items]
+    values, grades = reward.score(
+        prompts,
+        [strip_special_tokens(i[1]) if isinstance(i[1], str) else i[1] for i in items],
+        **{reward.reference_column: [i[2] for i in items], reward.rubric_column: [i[3] for i in items]},
+    )
+    fallback = reward.fallback if reward.fallback is not None else 0.0
+    out = []
+    for value, grade in zip(values, grades):
+        ok = grade is not None and grade.value is not None
+        out.append(
+            {
+                "score": float(fallback if value is None else value),
+                # 0.0 marks an unscorable row: read the mean together with judge_unscorable
+                "judge_raw_score": float(grade.value) if ok else 0.0,
+                "judge_unscorable": 0.0 if ok else 1.0,
+                "judge_truncated": float(bool(grade is not None and grade.truncated)),
+            }
+        )
+    return out
+
+
+_BATCHERS: dict[int, _MicroBatcher] = {}
+
+
+def compute_score(
+    data_source: Any = None,
+    solution_str: str = "",
+    ground_truth: Any = None,
+    extra_info: Mapping[str, Any] | None = None,
+    **reward_kwargs: Any,
+) -> dict[str, float]:
+    """verl's per-sample contract; concurrent calls share one judge batch."""
+    reward_kwargs = {k: v for k, v in reward_kwargs.items() if k not in ("reward_router_address", "reward_model_tokenizer")}
+    reward = _reward_for(reward_kwargs)
+    batcher = _BATCHERS.get(id(reward))
+    if batcher is None:
+        with _LOCK:
+            batcher = _BATCHERS.setdefault(
+                id(reward),
+                _MicroBatcher(lambda items: _score_batch(reward, items), wait=float(os.environ.get("PROMETHEUS_REWARD_BATCH_WAIT", "0.05"))),
+            )
+    reference, rubric = _reference_and_rubric(ground_truth, extra_info)
+    return batcher((_instruction(extra_info), solution_str, reference, rubric))
+
+
+def compute_score_batch(
+    data_sources: Sequence[Any],
+    solution_strs: Sequence[str],
+    ground_truths: Sequence[Any],
+    extra_infos: Sequence[Mapping[str, Any] | None] | None = None,
+    **reward_kwargs: Any,
+) -> list[dict[str, float]]:
+    """The batched contract of verl's ``BatchRewardManager`` (one call per batch)."""
+    reward = _reward_for(reward_kwargs)
+    infos = list(extra_infos) if extra_infos is not None else [None] * len(solution_strs)
+    items = []
+    for solution, truth, info in zip(solution_strs, ground_truths, infos):
+        reference, rubric = _reference_and_rubric(truth, info)
+        items.append((_instruction(info), solution, reference, rubric))
+    return _score_batch(reward, items)
