@@ -15,32 +15,19 @@ The dataset needs a ``prompt`` column (text or chat messages); optional ``rubric
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from trl import RLOOConfig, RLOOTrainer, ModelConfig, ScriptArguments, TrlParser
 
 from prometheus_reward.embedded import resolve_model_path
+from prometheus_reward.io import load_train_dataset
 from prometheus_reward.rewards import RewardArguments, build_reward
 
-_LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
 def load_prompts(script_args: ScriptArguments) -> Any:
-    """The train split: a local file (JSONL/JSON/CSV/Parquet) or a hub dataset."""
-    from datasets import load_dataset
-
-    name = script_args.dataset_name
-    if name is None:
-        raise ValueError("set dataset_name: a local prompts file or a hub dataset id")
-    suffix = Path(name).suffix.lower()
-    if suffix in _LOCAL_FORMATS and Path(name).is_file():
-        dataset = load_dataset(_LOCAL_FORMATS[suffix], data_files=name, split="train")
-    else:
-        dataset = load_dataset(name, name=script_args.dataset_config, split=script_args.dataset_train_split)
-    if "prompt" not in dataset.column_names:
-        raise ValueError(f"{name}: no 'prompt' column (columns: {', '.join(dataset.column_names)})")
-    return dataset
+    """The train split: a local file (JSONL/JSON/CSV/Parquet) or a hub dataset, with a 'prompt' column."""
+    return load_train_dataset(script_args.dataset_name, script_args.dataset_config, script_args.dataset_train_split)
 
 
 def main(script_args: ScriptArguments, training_args: RLOOConfig, model_args: ModelConfig, reward_args: RewardArguments) -> RLOOTrainer:

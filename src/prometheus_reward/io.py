@@ -95,3 +95,23 @@ def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
 def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def load_train_dataset(name: str | None, config: str | None = None, split: str = "train",
+                       required: Sequence[str] = ("prompt",)):
+    """A ``datasets.Dataset`` from a local file (JSONL/JSON/CSV/Parquet) or a hub dataset id,
+    checked for the ``required`` columns (for the recipes)."""
+    from datasets import load_dataset
+
+    if name is None:
+        raise ValueError("set dataset_name: a local data file or a hub dataset id")
+    path = Path(name)
+    fmt = _FORMATS.get(path.suffix.lower())
+    if fmt is not None and path.is_file():
+        dataset = load_dataset(fmt, data_files=str(path), split="train")
+    else:
+        dataset = load_dataset(name, name=config, split=split)
+    missing = [c for c in required if c not in dataset.column_names]
+    if missing:
+        raise ValueError(f"{name}: no {', '.join(repr(c) for c in missing)} column (columns: {', '.join(dataset.column_names)})")
+    return dataset
