@@ -1,0 +1,340 @@
+"""A durable judgment cache: sqlite on disk, keyed by a content hash of everything that decides a
+judgment, so reruns (after a crash, ``kill -9`` included) never pay twice for the same call.
+
+A key is the sha256 of a canonical JSON of: the judge (model id, revision, relative-prompt
+variant), the kind of judgment and template (absolute / relative, with or without swap), the mode,
+the number of samples, the sampling parameters after overrides, and the row inputs with the
+rubric *rendered* (so a preset name and its text give one key). Values are the ``Grade`` /
+``Preference`` dicts. The database runs in WAL mode: many processes may read and write at once,
+and a committed batch survives a killed process.
+
+Only the cache misses reach the judge (see :func:`cached_grade` / :func:`cached_compare`), and
+only usable judgments are stored: a bad-input or unparseable row is judged again next time.
+
+Example:
+    >>> from prometheus_reward.cache import JudgmentCache
+    >>> cache = JudgmentCache(":memory:")
+    >>> cache.put_many({"k1": {"score": 4}})
+    >>> cache.get_many(["k1", "k2"])
+    {'k1': {'score': 4}}
+    >>> cache.stats()["hits"], cache.stats()["misses"]
+    (1, 1)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from .grades import Grade, Preference
+from .rubric import Rubric
+
+CACHE_ENV = "PROMETHEUS_REWARD_CACHE"
+CACHE_SCHEMA_VERSION = 1
+_SQLITE_MAX_VARS = 500  # stay well under SQLITE_MAX_VARIABLE_NUMBER on old builds
+
+
+def default_cache_path() -> Path:
+    """``$PROMETHEUS_REWARD_CACHE`` if set, else ``judgments.sqlite`` under the package cache home."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env)
+    from .embedded import cache_home
+
+    return cache_home() / "judgments.sqlite"
+
+
+class JudgmentCache:
+    """Judgments in an sqlite file (WAL mode), safe across threads, processes and crashes.
+
+    Args:
+        path: the database file (created with its folder), or ``":memory:"``; default
+            :func:`default_cache_path`.
+        timeout: seconds to wait for another writer's lock before failing.
+
+    Example:
+        >>> cache = JudgmentCache(":memory:")
+        >>> cache.put_many({"a": {"winner": "A"}})
+        >>> cache.get("a")
+        {'winner': 'A'}
+    """
+
+    def __init__(self, path: str | Path | None = None, timeout: float = 60.0):
+        self.path = str(default_cache_path() if path is None else path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        # One connection per cache object, shared by threads behind a lock (sqlite connections
+        # are not thread-safe on their own); processes each open their own.
+        self._conn = sqlite3.connect(self.path, timeout=timeout, check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+        self.writes = 0
+        with self._lock:
+            if self.path != ":memory:":
+                self._conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable against process crashes in WAL mode (only an OS crash or power
+            # loss can drop the last commits), and much faster than FULL.
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS judgments ("
+                " key TEXT PRIMARY KEY, kind TEXT NOT NULL, value TEXT NOT NULL, created REAL NOT NULL)"
+            )
+
+    # -- raw access ---------------------------------------------------------------------------
+    def get(self, key: str) -> dict[str, Any] | None:
+        """One cached value, or None."""
+        return self.get_many([key]).get(key)
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The cached values among ``keys`` (counting hits and misses per distinct key)."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, dict[str, Any]] = {}
+        with self._lock:
+            for start in range(0, len(wanted), _SQLITE_MAX_VARS):
+                part = wanted[start : start + _SQLITE_MAX_VARS]
+                marks = ",".join("?" * len(part))
+                for key, value in self._conn.execute(f"SELECT key, value FROM judgments WHERE key IN ({marks})", part):
+                    found[key] = json.loads(value)
+            self.hits += len(found)
+            self.misses += len(wanted) - len(found)
+        return found
+
+    def put_many(self, items: Mapping[str, Mapping[str, Any]], kind: str = "") -> None:
+        """Store values in one transaction (all or nothing, even under ``kill -9``)."""
+        if not items:
+            return
+        now = time.time()
+        rows = [(key, kind, json.dumps(dict(value), sort_keys=True), now) for key, value in items.items()]
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany("INSERT OR REPLACE INTO judgments VALUES (?, ?, ?, ?)", rows)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self.writes += len(rows)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT COUNT(*) FROM judgments").fetchone()[0])
+
+    def __contains__(self, key: object) -> bool:
+        with self._lock:
+            return self._conn.execute("SELECT 1 FROM judgments WHERE key = ?", (key,)).fetchone() is not None
+
+    def stats(self) -> dict[str, int]:
+        """Hits, misses and writes of this object (not of other processes)."""
+        return {"hits": self.hits, "misses": self.misses, "writes": self.writes}
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> "JudgmentCache":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def open_cache(cache: "JudgmentCache | str | Path | bool | None") -> JudgmentCache | None:
+    """Normalise the ways callers name a cache: an object, a path, True/None (the default path),
+    or False (no cache)."""
+    if cache is False:
+        return None
+    if isinstance(cache, JudgmentCache):
+        return cache
+    if cache is None or cache is True:
+        return JudgmentCache()
+    return JudgmentCache(cache)
+
+
+# -- keys ----------------------------------------------------------------------------------------
+def judge_identity(judge: Any) -> dict[str, Any]:
+    """What identifies the evaluator itself in a key."""
+    return {
+        "model_id": judge.model_id,
+        "revision": getattr(judge.backend, "revision", None),
+        "relative_variant": getattr(judge, "relative_variant", None),
+        "family": getattr(judge.backend, "family", None),
+        "max_input_tokens": getattr(judge, "max_input_tokens", None),
+    }
+
+
+def sampling_identity(judge: Any, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The judge's sampling parameters with the call's overrides applied."""
+    return dataclasses.asdict(judge.sampling.replace(**overrides))
+
+
+def _rubric_text(rubric: Any) -> Any:
+    # The rendered text, so that every way of naming one rubric shares a key; an unusable rubric
+    # keeps its raw form (the judge reports it and nothing is stored).
+    try:
+        return Rubric.coerce(rubric).render()
+    except (TypeError, ValueError):
+        return rubric
+
+
+def judgment_key(
+    judge_id: Mapping[str, Any],
+    kind: str,
+    mode: str,
+    samples: int,
+    sampling: Mapping[str, Any],
+    inputs: Mapping[str, Any],
+) -> str:
+    """sha256 of a canonical JSON of everything that decides one judgment.
+
+    Example:
+        >>> k1 = judgment_key({"model_id": "m"}, "absolute", "direct", 1, {}, {"instruction": "q", "response": "r"})
+        >>> k2 = judgment_key({"model_id": "m"}, "absolute", "expected", 1, {}, {"instruction": "q", "response": "r"})
+        >>> len(k1), k1 == k2
+        (64, False)
+    """
+    payload = {
+        "v": CACHE_SCHEMA_VERSION,
+        "judge": dict(judge_id),
+        "kind": kind,
+        "mode": mode,
+        "samples": samples,
+        "sampling": dict(sampling),
+        "inputs": dict(inputs),
+    }
+    text = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=repr)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _per_row(value: Any, n: int) -> list[Any]:
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise ValueError(f"{len(value)} values for {n} rows")
+        return list(value)
+    return [value] * n
+
+
+# -- cached judge calls ----------------------------------------------------------------------------
+def cached_grade(
+    judge: Any,
+    cache: JudgmentCache | None,
+    instructions: Sequence[Any],
+    responses: Sequence[Any],
+    rubric: Any,
+    reference_answers: Sequence[Any] | Any = None,
+    mode: str = "generate",
+    samples: int = 1,
+    errors: str = "return",
+    **generation_overrides: Any,
+) -> list[Grade]:
+    """:meth:`Judge.grade` through the cache: hits come from sqlite, misses (deduplicated) go to the
+    judge in one call, and usable grades are stored before returning.
+
+    Example:
+        >>> grades = cached_grade(judge, JudgmentCache("j.sqlite"), ["Say hi."], ["Hello!"], "helpfulness", mode="direct")  # doctest: +SKIP
+    """
+    n = len(instructions)
+    if len(responses) != n:
+        raise ValueError(f"{n} instructions but {len(responses)} responses")
+    if cache is None:
+        return judge.grade(instructions, responses, rubric, reference_answers, mode=mode, samples=samples,
+                           errors=errors, **generation_overrides)
+    rubrics = _per_row(rubric, n)
+    references = _per_row(reference_answers, n)
+    ident, sampling = judge_identity(judge), sampling_identity(judge, generation_overrides)
+    rendered: dict[int, Any] = {}
+    keys = []
+    for i in range(n):
+        rid = id(rubrics[i])
+        if rid not in rendered:
+            rendered[rid] = _rubric_text(rubrics[i])
+        keys.append(judgment_key(ident, "absolute", mode, samples, sampling, {
+            "instruction": instructions[i], "response": responses[i],
+            "rubric": rendered[rid], "reference_answer": references[i],
+        }))
+    found = cache.get_many(keys)
+    todo: dict[str, int] = {}
+    for i, key in enumerate(keys):
+        if key not in found and key not in todo:
+            todo[key] = i
+    fresh: dict[str, Grade] = {}
+    if todo:
+        rows = list(todo.values())
+        grades = judge.grade(
+            [instructions[i] for i in rows], [responses[i] for i in rows], [rubrics[i] for i in rows],
+            [references[i] for i in rows], mode=mode, samples=samples, errors=errors, **generation_overrides,
+        )
+        fresh = dict(zip(todo, grades))
+        cache.put_many({k: g.to_dict() for k, g in fresh.items() if g.error is None}, kind="absolute")
+    return [fresh[k] if k in fresh else Grade(**found[k]) for k in keys]
+
+
+def cached_compare(
+    judge: Any,
+    cache: JudgmentCache | None,
+    instructions: Sequence[Any],
+    responses_a: Sequence[Any],
+    responses_b: Sequence[Any],
+    rubric: Any,
+    reference_answers: Sequence[Any] | Any = None,
+    mode: str = "generate",
+    samples: int = 1,
+    swap: bool = True,
+    errors: str = "return",
+    **generation_overrides: Any,
+) -> list[Preference]:
+    """:meth:`Judge.compare` through the cache (same contract as :func:`cached_grade`).
+
+    Example:
+        >>> prefs = cached_compare(judge, JudgmentCache("j.sqlite"), ["Say hi."], ["Hello!"], ["Go."], "helpfulness")  # doctest: +SKIP
+    """
+    n = len(instructions)
+    if not len(responses_a) == len(responses_b) == n:
+        raise ValueError(f"{n} instructions, {len(responses_a)} responses_a, {len(responses_b)} responses_b")
+    if cache is None:
+        return judge.compare(instructions, responses_a, responses_b, rubric, reference_answers, mode=mode,
+                             samples=samples, swap=swap, errors=errors, **generation_overrides)
+    rubrics = _per_row(rubric, n)
+    references = _per_row(reference_answers, n)
+    ident, sampling = judge_identity(judge), sampling_identity(judge, generation_overrides)
+    kind = "relative+swap" if swap else "relative"
+    rendered: dict[int, Any] = {}
+    keys = []
+    for i in range(n):
+        rid = id(rubrics[i])
+        if rid not in rendered:
+            rendered[rid] = _rubric_text(rubrics[i])
+        keys.append(judgment_key(ident, kind, mode, samples, sampling, {
+            "instruction": instructions[i], "response_a": responses_a[i], "response_b": responses_b[i],
+            "rubric": rendered[rid], "reference_answer": references[i],
+        }))
+    found = cache.get_many(keys)
+    todo: dict[str, int] = {}
+    for i, key in enumerate(keys):
+        if key not in found and key not in todo:
+            todo[key] = i
+    fresh: dict[str, Preference] = {}
+    if todo:
+        rows = list(todo.values())
+        prefs = judge.compare(
+            [instructions[i] for i in rows], [responses_a[i] for i in rows], [responses_b[i] for i in rows],
+            [rubrics[i] for i in rows], [references[i] for i in rows], mode=mode, samples=samples, swap=swap,
+            errors=errors, **generation_overrides,
+        )
+        fresh = dict(zip(todo, prefs))
+        cache.put_many({k: p.to_dict() for k, p in fresh.items() if p.error is None}, kind=kind)
+    return [fresh[k] if k in fresh else Preference(**found[k]) for k in keys]
+
+
+def iter_keys(cache: JudgmentCache) -> Iterable[str]:
+    """Every key in the cache (for tools and tests)."""
+    with cache._lock:
+        rows = cache._conn.execute("SELECT key FROM judgments").fetchall()
+    return [r[0] for r in rows]

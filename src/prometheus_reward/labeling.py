@@ -1,0 +1,689 @@
+"""Preference labeling: turn response pairs (or lists) into a DPO-ready dataset, durably.
+
+Inputs, one format per file, detected from the columns (or named with ``--format``):
+
+- ``pair``: ``prompt``, ``response_a``, ``response_b`` (also ``response 1`` / ``response 2``);
+- ``list``: ``prompt``, ``responses`` (a list): best-vs-worst (one pair) or all pairs;
+- ``rejudge``: ``prompt``, ``chosen``, ``rejected``: an existing preference dataset judged again.
+
+Prompts are text or a conversation (a list of messages); responses are text or assistant
+messages. The judge reads the text (the last user message, the assistant content); the output
+keeps the input's structure, in TRL's preference format: ``{prompt, chosen, rejected}``
+(standard or conversational), plus ``score_chosen``, ``score_rejected``, ``margin``,
+``feedback``, ``consistent``, ``input_row`` and every other input column (``rejudge`` adds
+``flipped``: the judge prefers the input's rejected response; ``list`` adds ``pair`` = the
+[chosen, rejected] indices and ``pairs_in_row``).
+
+Rows without a usable preference (a tie, an order-inconsistent pair when ``inconsistent="skip"``,
+a judge failure, bad input) go to ``<output stem>.skipped.jsonl`` with ``skip_reason`` and
+``reason``; every input row lands in exactly one of the two files. Judgments go through the
+sqlite :mod:`~prometheus_reward.cache` and both files are appended and fsynced batch by batch,
+so a rerun after a crash (``kill -9`` included) resumes where the files end: finished rows are
+skipped, judged-but-unwritten rows come from the cache.
+
+Scores: ``method="pairwise"`` gives ``score_chosen = p(chosen better)`` (both orders averaged),
+``score_rejected = 1 - score_chosen``; ``method="absolute"`` gives the two (expected) 1-5 scores.
+``margin = score_chosen - score_rejected``.
+
+Example:
+    >>> from prometheus_reward.labeling import label_preferences
+    >>> summary = label_preferences("pairs.jsonl", judge, "helpfulness", output="prefs.jsonl", mode="direct")  # doctest: +SKIP
+    >>> summary.kept, summary.skipped                                                                          # doctest: +SKIP
+    (48, 2)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from itertools import combinations
+from pathlib import Path
+from typing import Any, Iterable, Literal, Mapping, Sequence
+
+from .best_of_n import rerank
+from .cache import CACHE_ENV, JudgmentCache, cached_compare, cached_grade, open_cache
+from .io import JsonlWriter, iter_jsonl, read_rows
+
+logger = logging.getLogger(__name__)
+
+InputFormat = Literal["pair", "list", "rejudge"]
+Method = Literal["pairwise", "absolute"]
+ROW_FIELD = "input_row"
+SKIP_KINDS = ("tie", "inconsistent", "judge_error", "bad_input")
+_PAIR_A = ("response_a", "response_A", "response 1", "response_1")
+_PAIR_B = ("response_b", "response_B", "response 2", "response_2")
+_PROMPT = ("prompt", "instruction", "question")
+
+
+class RowError(ValueError):
+    """A bad input row (the message names the row and the field)."""
+
+
+def skipped_path(output: str | Path) -> Path:
+    """``<output stem>.skipped.jsonl`` beside the output."""
+    output = Path(output)
+    return output.with_name(output.stem + ".skipped.jsonl")
+
+
+def detect_format(columns: Iterable[str]) -> tuple[InputFormat, dict[str, str]]:
+    """The input format and its column names, from a row's keys.
+
+    Example:
+        >>> detect_format(["id", "prompt", "chosen", "rejected"])
+        ('rejudge', {'prompt': 'prompt', 'a': 'chosen', 'b': 'rejected'})
+    """
+    cols = list(columns)
+    prompt = next((c for c in _PROMPT if c in cols), None)
+    if prompt is None:
+        raise ValueError(f"no prompt column: expected one of {', '.join(_PROMPT)} (columns: {', '.join(cols)})")
+    if "chosen" in cols and "rejected" in cols:
+        return "rejudge", {"prompt": prompt, "a": "chosen", "b": "rejected"}
+    if "responses" in cols:
+        return "list", {"prompt": prompt, "responses": "responses"}
+    a = next((c for c in _PAIR_A if c in cols), None)
+    b = next((c for c in _PAIR_B if c in cols), None)
+    if a and b:
+        return "pair", {"prompt": prompt, "a": a, "b": b}
+    raise ValueError(
+        "cannot tell the input format: expected (prompt, response_a, response_b), (prompt, responses) "
+        f"or (prompt, chosen, rejected) (columns: {', '.join(cols)})"
+    )
+
+
+# -- text extraction -------------------------------------------------------------------------------
+def _describe(value: Any) -> str:
+    return "None" if value is None else type(value).__name__
+
+
+def prompt_to_text(value: Any, row: int, name: str) -> str:
+    """The instruction the judge reads: the text, or the last user message of a conversation."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)) and value:
+        for message in reversed(value):
+            if isinstance(message, Mapping) and message.get("role") == "user":
+                content = message.get("content")
+                if isinstance(content, str):
+                    return content
+                raise RowError(f"row {row}: field '{name}' has a user message whose content is {_describe(content)}")
+        raise RowError(f"row {row}: field '{name}' has no user message")
+    raise RowError(f"row {row}: field '{name}' must be a string or a list of messages, got {_describe(value)}")
+
+
+def response_to_text(value: Any, row: int, name: str) -> str:
+    """The response text: a string, an assistant message, or the last assistant message of a list."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        value = [value]
+    if isinstance(value, (list, tuple)) and value:
+        for message in reversed(value):
+            if isinstance(message, Mapping) and message.get("role") == "assistant":
+                content = message.get("content")
+                if isinstance(content, str):
+                    return content
+                raise RowError(f"row {row}: field '{name}' has an assistant message whose content is {_describe(content)}")
+        raise RowError(f"row {row}: field '{name}' has no assistant message")
+    raise RowError(f"row {row}: field '{name}' must be a string or assistant messages, got {_describe(value)}")
+
+
+def _as_response(value: Any, conversational: bool) -> Any:
+    """The response as the output shows it: as given, except that text under a conversational
+    prompt becomes an assistant message (TRL's conversational format)."""
+    if conversational and isinstance(value, str):
+        return [{"role": "assistant", "content": value}]
+    if isinstance(value, Mapping):
+        return [dict(value)]
+    return value
+
+
+# -- results ---------------------------------------------------------------------------------------
+@dataclass
+class LabelSummary:
+    """What a labeling run produced (counted over the whole files, resumed parts included).
+
+    Attributes:
+        rows: input rows. kept_rows / skipped_rows: rows in each file (they add up to ``rows``).
+        pairs: preference rows written (more than kept_rows with all-pairs lists).
+        skipped: skipped rows by kind (tie, inconsistent, judge_error, bad_input).
+        resumed: rows found finished in the files at the start.
+        margins: every written pair's margin.
+        cache: hits/misses/writes of this run.
+        seconds: wall time of this run; judged_rows / seconds is the throughput.
+    """
+
+    output: str
+    skipped_output: str
+    rows: int = 0
+    kept_rows: int = 0
+    skipped_rows: int = 0
+    pairs: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    inconsistent_kept: int = 0
+    resumed: int = 0
+    judged_rows: int = 0
+    margins: list[float] = field(default_factory=list)
+    cache: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def kept(self) -> int:
+        return self.kept_rows
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["margin_histogram"] = margin_histogram(self.margins)
+        data.pop("margins")
+        return data
+
+
+def margin_histogram(margins: Sequence[float], bins: int = 10) -> list[tuple[float, float, int]]:
+    """(low, high, count) bins spanning the margins' range.
+
+    Example:
+        >>> margin_histogram([0.1, 0.2, 0.9], bins=2)
+        [(0.1, 0.5, 2), (0.5, 0.9, 1)]
+    """
+    if not margins:
+        return []
+    import numpy as np
+
+    lo, hi = min(margins), max(margins)
+    if lo == hi:
+        return [(float(lo), float(hi), len(margins))]
+    counts, edges = np.histogram(margins, bins=bins, range=(lo, hi))
+    return [(round(float(edges[k]), 6), round(float(edges[k + 1]), 6), int(c)) for k, c in enumerate(counts)]
+
+
+# -- resume ------------------------------------------------------------------------------------------
+def _recover(path: Path) -> list[dict[str, Any]]:
+    """The intact rows of a file, rewritten atomically without a torn last line."""
+    if not path.exists():
+        return []
+    rows = [r for r in iter_jsonl(path) if isinstance(r, dict) and isinstance(r.get(ROW_FIELD), int)]
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return rows
+
+
+def _resume_state(output: Path, skipped: Path) -> tuple[set[int], list[dict], list[dict]]:
+    """Rows already finished; drops the rows of a multi-pair group cut short by a crash, and any
+    duplicate, so that each input row is in one file, once."""
+    kept_rows = _recover(output)
+    skip_rows = _recover(skipped)
+    groups: dict[int, list[dict]] = {}
+    for row in kept_rows:
+        groups.setdefault(row[ROW_FIELD], []).append(row)
+    complete: dict[int, list[dict]] = {}
+    for index, rows in groups.items():
+        expected = rows[0].get("pairs_in_row", 1)
+        seen_pairs = {json.dumps(r.get("pair")) for r in rows}
+        if len(seen_pairs) >= expected:
+            # keep one row per pair
+            by_pair: dict[str, dict] = {}
+            for r in rows:
+                by_pair.setdefault(json.dumps(r.get("pair")), r)
+            complete[index] = list(by_pair.values())
+    skip_by_row: dict[int, dict] = {}
+    for row in skip_rows:
+        if row[ROW_FIELD] not in complete:
+            skip_by_row.setdefault(row[ROW_FIELD], row)
+    final_kept = [r for rows in complete.values() for r in rows]
+    final_skip = list(skip_by_row.values())
+    if len(final_kept) != len(kept_rows):
+        _rewrite(output, final_kept)
+    if len(final_skip) != len(skip_rows):
+        _rewrite(skipped, final_skip)
+    return set(complete) | set(skip_by_row), final_kept, final_skip
+
+
+def _rewrite(path: Path, rows: list[dict]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+# -- labeling -----------------------------------------------------------------------------------------
+@dataclass
+class _Unit:
+    """One input row's judging work."""
+
+    index: int
+    row: dict[str, Any]
+    prompt_text: str | None = None
+    texts: list[str] = field(default_factory=list)
+    raw: list[Any] = field(default_factory=list)
+    rubric: Any = None
+    reference: Any = None
+    error: str | None = None
+
+
+def _skip(unit: _Unit, kind: str, reason: str) -> dict[str, Any]:
+    return {**unit.row, ROW_FIELD: unit.index, "skip_reason": kind, "reason": reason}
+
+
+def label_preferences(
+    data: str | Path | Sequence[Mapping[str, Any]],
+    judge: Any,
+    rubric: Any = None,
+    *,
+    output: str | Path,
+    mode: str = "generate",
+    method: Method = "pairwise",
+    list_pairs: Literal["best-vs-worst", "all"] = "best-vs-worst",
+    tournament: Literal["knockout", "round-robin"] = "round-robin",
+    inconsistent: Literal["keep", "skip"] = "keep",
+    min_margin: float = 0.0,
+    samples: int = 1,
+    batch_size: int = 16,
+    input_format: InputFormat | None = None,
+    columns: Mapping[str, str] | None = None,
+    reference_column: str | None = None,
+    cache: JudgmentCache | str | Path | bool | None = None,
+    overwrite: bool = False,
+    limit: int | None = None,
+    progress: bool = True,
+    **generation_overrides: Any,
+) -> LabelSummary:
+    """Label preferences and write them in TRL's format, resumably.
+
+    Args:
+        data: a data file (JSONL/JSON/CSV/Parquet) or a list of row dicts.
+        judge: a :class:`~prometheus_reward.judge.Judge`.
+        rubric: the default rubric (a per-row ``rubric`` column wins).
+        output: the JSONL to write; skipped rows go to ``<stem>.skipped.jsonl``. If they exist
+            (and not ``overwrite``), the run resumes.
+        mode: judge mode: ``generate``, ``expected`` or ``direct``.
+        method: ``pairwise`` (one comparison in both orders per pair) or ``absolute`` (grade
+            each response; ``consistent`` is then None).
+        list_pairs: list inputs: ``best-vs-worst`` (rank with :func:`~prometheus_reward.best_of_n.rerank`,
+            keep the top and bottom) or ``all`` (every pair with a usable preference).
+        tournament: how best-vs-worst ranks pairwise (``round-robin`` or ``knockout``).
+        inconsistent: pairwise pairs whose two orders disagree: ``keep`` (flagged
+            ``consistent: false``) or ``skip``.
+        min_margin: pairs with ``|margin| <= min_margin`` are ties.
+        samples: judgments per call, averaged.
+        batch_size: input rows per judge call and per fsynced write.
+        input_format / columns: force the format and its columns (``prompt``, ``a``, ``b``,
+            ``responses``); detected from the first row otherwise.
+        cache: a :class:`JudgmentCache`, a path, None (``$PROMETHEUS_REWARD_CACHE`` or the
+            default path) or False (none).
+        overwrite: start over instead of resuming.
+        **generation_overrides: for the judge (``max_new_tokens``, ``temperature``...).
+
+    Returns:
+        A :class:`LabelSummary` over both files.
+    """
+    from tqdm.auto import tqdm
+
+    if method not in ("pairwise", "absolute"):
+        raise ValueError(f"unknown method {method!r}; choose pairwise or absolute")
+    if inconsistent not in ("keep", "skip"):
+        raise ValueError("inconsistent must be 'keep' or 'skip'")
+    if list_pairs not in ("best-vs-worst", "all"):
+        raise ValueError("list_pairs must be 'best-vs-worst' or 'all'")
+    started = time.perf_counter()
+    rows = read_rows(data, limit) if isinstance(data, (str, Path)) else [dict(r) for r in data][:limit]
+    output = Path(output)
+    side = skipped_path(output)
+    summary = LabelSummary(str(output), str(side), rows=len(rows))
+    if not rows:
+        raise ValueError("the input has no rows")
+    fmt, cols = detect_format(rows[0])
+    if input_format is not None:
+        fmt = input_format
+    cols = {**cols, **(columns or {})}
+    ref_col = reference_column or ("reference_answer" if "reference_answer" in rows[0] else None)
+    own_cache = not isinstance(cache, JudgmentCache)
+    store = open_cache(cache)
+    if overwrite:
+        for path in (output, side):
+            if path.exists():
+                path.unlink()
+    done, _, _ = _resume_state(output, side)
+    done &= set(range(len(rows)))
+    summary.resumed = len(done)
+    todo = [i for i in range(len(rows)) if i not in done]
+    options = dict(mode=mode, method=method, list_pairs=list_pairs, tournament=tournament,
+                   inconsistent=inconsistent, min_margin=min_margin, samples=samples, overrides=generation_overrides,
+                   _colmap=cols)
+    try:
+        with JsonlWriter(output, append=True) as kept_writer, JsonlWriter(side, append=True) as skip_writer, \
+                tqdm(total=len(rows), initial=len(done), desc="labeling", unit="row", disable=not progress) as bar:
+            for start in range(0, len(todo), batch_size):
+                batch = todo[start : start + batch_size]
+                units = [_prepare(i, rows[i], fmt, cols, rubric, ref_col) for i in batch]
+                kept, skipped = _judge_units(units, fmt, judge, store, options)
+                # the kept file first: a crash in between leaves the skipped rows to be redone
+                if kept:
+                    kept_writer.write_many(kept)
+                if skipped:
+                    skip_writer.write_many(skipped)
+                for row in skipped:
+                    if row["skip_reason"] == "bad_input":
+                        logger.warning("%s", row["reason"])
+                summary.judged_rows += len(batch)
+                bar.update(len(batch))
+    finally:
+        if store is not None:
+            summary.cache = store.stats()
+            if own_cache:
+                store.close()
+    summary.seconds = time.perf_counter() - started
+    _tally(summary, output, side, options)
+    return summary
+
+
+def _prepare(index: int, row: dict[str, Any], fmt: str, cols: Mapping[str, str], rubric: Any, ref_col: str | None) -> _Unit:
+    unit = _Unit(index, row)
+    unit.rubric = row.get("rubric") if row.get("rubric") is not None else rubric
+    unit.reference = row.get(ref_col) if ref_col else None
+    try:
+        if unit.rubric is None:
+            raise RowError(f"row {index}: no rubric (give one, or a 'rubric' column)")
+        for name in ([cols["prompt"], cols["responses"]] if fmt == "list" else [cols["prompt"], cols["a"], cols["b"]]):
+            if name not in row:
+                raise RowError(f"row {index}: field '{name}' is missing")
+        unit.prompt_text = prompt_to_text(row[cols["prompt"]], index, cols["prompt"])
+        if fmt == "list":
+            responses = row[cols["responses"]]
+            if not isinstance(responses, (list, tuple)):
+                raise RowError(f"row {index}: field '{cols['responses']}' must be a list, got {_describe(responses)}")
+            if len(responses) < 2:
+                raise RowError(f"row {index}: field '{cols['responses']}' needs at least 2 responses, got {len(responses)}")
+            unit.raw = list(responses)
+            unit.texts = [response_to_text(r, index, f"{cols['responses']}[{k}]") for k, r in enumerate(responses)]
+        else:
+            unit.raw = [row[cols["a"]], row[cols["b"]]]
+            unit.texts = [response_to_text(row[cols["a"]], index, cols["a"]), response_to_text(row[cols["b"]], index, cols["b"])]
+        if unit.reference is not None and not isinstance(unit.reference, str):
+            raise RowError(f"row {index}: field '{ref_col}' must be a string, got {_describe(unit.reference)}")
+    except RowError as err:
+        unit.error = str(err)
+    return unit
+
+
+def _pair_record(unit: _Unit, cols: Mapping[str, str], fmt: str, win: int, lose: int, score_w: float | None,
+                 score_l: float | None, feedback: str, consistent: bool | None, extra: dict[str, Any]) -> dict[str, Any]:
+    prompt = unit.row[cols["prompt"]]
+    conversational = not isinstance(prompt, str)
+    record = {k: v for k, v in unit.row.items() if k not in _consumed(cols, fmt)}
+    record.update({
+        "prompt": prompt,
+        "chosen": _as_response(unit.raw[win], conversational),
+        "rejected": _as_response(unit.raw[lose], conversational),
+        "score_chosen": score_w,
+        "score_rejected": score_l,
+        "margin": None if score_w is None or score_l is None else score_w - score_l,
+        "feedback": feedback,
+        "consistent": consistent,
+        ROW_FIELD: unit.index,
+        **extra,
+    })
+    return record
+
+
+def _consumed(cols: Mapping[str, str], fmt: str) -> set[str]:
+    # the columns the preference fields replace; everything else is carried over
+    if fmt == "list":
+        return {cols["prompt"], cols["responses"]}
+    return {cols["prompt"], cols["a"], cols["b"]}
+
+
+def _judge_units(units: list[_Unit], fmt: str, judge: Any, cache: JudgmentCache | None,
+                 options: dict[str, Any]) -> tuple[list[dict], list[dict]]:
+    kept: list[dict] = []
+    skipped: list[dict] = []
+    live = []
+    for unit in units:
+        if unit.error:
+            skipped.append(_skip(unit, "bad_input", unit.error))
+        else:
+            live.append(unit)
+    if not live:
+        return kept, skipped
+    kw = dict(mode=options["mode"], samples=options["samples"], **options["overrides"])
+    method, min_margin = options["method"], options["min_margin"]
+    # Which pairs to judge: (unit, i, j) with i shown as A.
+    if fmt != "list" or options["list_pairs"] == "all":
+        pairs = [(u, i, j) for u in live for i, j in combinations(range(len(u.texts)), 2)]
+        verdicts = _judge_pairs(pairs, judge, cache, method, kw)
+        by_unit: dict[int, list[tuple[int, int, dict]]] = {}
+        for (u, i, j), verdict in zip(pairs, verdicts):
+            by_unit.setdefault(u.index, []).append((i, j, verdict))
+        for unit in live:
+            results = by_unit.get(unit.index, [])
+            records, reasons = [], []
+            for i, j, v in results:
+                kind, reason = _verdict_problem(v, min_margin, options["inconsistent"], unit.index, (i, j) if fmt == "list" else None)
+                if kind:
+                    reasons.append((kind, reason))
+                    continue
+                win, lose = (i, j) if v["a_wins"] else (j, i)
+                extra = {"pair": [win, lose], "pairs_in_row": None} if fmt == "list" else {}
+                if fmt == "rejudge":
+                    extra["flipped"] = win != 0  # the judge disagrees with the input's chosen
+                records.append(_pair_record(unit, options["_colmap"], fmt, win, lose, v["score_win"], v["score_lose"],
+                                            v["feedback"], v["consistent"], extra))
+            if records:
+                if fmt == "list":
+                    for r in records:
+                        r["pairs_in_row"] = len(records)
+                kept.extend(records)
+            else:
+                kind, reason = _summarise_reasons(reasons)
+                skipped.append(_skip(unit, kind, reason))
+        return kept, skipped
+    # list, best-vs-worst: rank the responses, then keep top vs bottom
+    ranked = rerank(
+        [u.prompt_text for u in live], [u.texts for u in live], judge, [u.rubric for u in live],
+        strategy="absolute" if method == "absolute" else "pairwise", tournament=options["tournament"],
+        ranking="win-rate", reference_answers=[u.reference for u in live], cache=cache, **kw,
+    )
+    for unit, r in zip(live, ranked):
+        judged = [k for k, s in enumerate(r.scores) if s is not None]
+        if len(judged) < 2:
+            errors = [e for e in r.errors if e] + [c.error for c in r.comparisons if c.error]
+            reason = f"row {unit.index}: fewer than 2 responses could be judged" + (f" ({errors[0]})" if errors else "")
+            skipped.append(_skip(unit, "judge_error", reason))
+            continue
+        best = r.best if r.best is not None else r.order[0]
+        worst = min(judged, key=lambda k: (r.scores[k], -k))
+        margin = r.scores[best] - r.scores[worst]
+        if best == worst or margin <= min_margin:
+            skipped.append(_skip(unit, "tie", f"row {unit.index}: best and worst responses tie (margin {margin:.4g})"))
+            continue
+        direct = next((c for c in r.comparisons if {c.i, c.j} == {best, worst}), None)
+        consistent = None if method == "absolute" else (direct.consistent if direct else None)
+        if method == "pairwise" and consistent is False and options["inconsistent"] == "skip":
+            skipped.append(_skip(unit, "inconsistent", f"row {unit.index}: the judge's two orders disagree on best vs worst"))
+            continue
+        feedback = r.feedback[best] if method == "absolute" else (direct.feedback if direct else "")
+        kept.append(_pair_record(unit, options["_colmap"], fmt, best, worst, r.scores[best], r.scores[worst],
+                                 feedback, consistent, {"pair": [best, worst], "pairs_in_row": 1}))
+    return kept, skipped
+
+
+def _judge_pairs(pairs, judge, cache, method: str, kw: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per (unit, i, j): a verdict dict: a_wins, score_win, score_lose, feedback, consistent, error, tie."""
+    if not pairs:
+        return []
+    verdicts = []
+    if method == "pairwise":
+        prefs = cached_compare(
+            judge, cache, [u.prompt_text for u, _, _ in pairs], [u.texts[i] for u, i, _ in pairs],
+            [u.texts[j] for u, _, j in pairs], [u.rubric for u, _, _ in pairs],
+            [u.reference for u, _, _ in pairs], swap=True, errors="return", **kw,
+        )
+        for pref in prefs:
+            if pref.error or pref.prob_a is None:
+                verdicts.append({"error": pref.error or "no preference"})
+                continue
+            a_wins = pref.prob_a > 0.5
+            p_win = pref.prob_a if a_wins else 1.0 - pref.prob_a
+            feedback = pref.feedback if not pref.feedback_swapped else f"{pref.feedback}\n\n[swapped order] {pref.feedback_swapped}"
+            verdicts.append({"error": None, "a_wins": a_wins, "score_win": p_win, "score_lose": 1.0 - p_win,
+                             "feedback": feedback, "consistent": bool(pref.consistent), "tie": pref.prob_a == 0.5})
+        return verdicts
+    # absolute: grade each distinct response once
+    flat: dict[tuple[int, int], int] = {}
+    jobs = []
+    for u, i, j in pairs:
+        for k in (i, j):
+            if (u.index, k) not in flat:
+                flat[(u.index, k)] = len(jobs)
+                jobs.append((u, k))
+    grades = cached_grade(judge, cache, [u.prompt_text for u, _ in jobs], [u.texts[k] for u, k in jobs],
+                          [u.rubric for u, _ in jobs], [u.reference for u, _ in jobs], errors="return", **kw)
+    for u, i, j in pairs:
+        gi, gj = grades[flat[(u.index, i)]], grades[flat[(u.index, j)]]
+        if gi.value is None or gj.value is None:
+            verdicts.append({"error": gi.error or gj.error or "no score"})
+            continue
+        a_wins = gi.value > gj.value
+        win, lose = (gi, gj) if a_wins else (gj, gi)
+        verdicts.append({"error": None, "a_wins": a_wins, "score_win": win.value, "score_lose": lose.value,
+                         "feedback": f"[chosen] {win.feedback}\n\n[rejected] {lose.feedback}".strip()
+                         if (win.feedback or lose.feedback) else "",
+                         "consistent": None, "tie": gi.value == gj.value})
+    return verdicts
+
+
+def _verdict_problem(v: dict[str, Any], min_margin: float, inconsistent: str, row: int,
+                     pair: tuple[int, int] | None) -> tuple[str | None, str]:
+    where = f"row {row}" + (f" pair {pair[0]}-{pair[1]}" if pair else "")
+    if v.get("error"):
+        return "judge_error", f"{where}: {v['error']}"
+    margin = v["score_win"] - v["score_lose"]
+    if v["tie"] or margin <= min_margin:
+        return "tie", f"{where}: tie (margin {margin:.4g})"
+    if v["consistent"] is False and inconsistent == "skip":
+        return "inconsistent", f"{where}: the judge's two orders disagree"
+    return None, ""
+
+
+def _summarise_reasons(reasons: list[tuple[str, str]]) -> tuple[str, str]:
+    if not reasons:
+        return "judge_error", "no pair could be judged"
+    if len(reasons) == 1:
+        return reasons[0]
+    kinds = Counter(k for k, _ in reasons)
+    kind = kinds.most_common(1)[0][0]
+    return kind, "; ".join(r for _, r in reasons)
+
+
+def _tally(summary: LabelSummary, output: Path, side: Path, options: dict[str, Any]) -> None:
+    kept_rows: set[int] = set()
+    for row in iter_jsonl(output):
+        kept_rows.add(row[ROW_FIELD])
+        summary.pairs += 1
+        if row.get("margin") is not None:
+            summary.margins.append(float(row["margin"]))
+        if row.get("consistent") is False:
+            summary.inconsistent_kept += 1
+    skipped = Counter()
+    skip_rows = set()
+    for row in iter_jsonl(side):
+        skip_rows.add(row[ROW_FIELD])
+        skipped[row.get("skip_reason", "judge_error")] += 1
+    summary.kept_rows = len(kept_rows)
+    summary.skipped_rows = len(skip_rows)
+    summary.skipped = {kind: skipped.get(kind, 0) for kind in SKIP_KINDS}
+
+
+def summary_table(summary: LabelSummary):
+    """A rich table of a labeling run, with a text histogram of the margins."""
+    from rich.table import Table
+
+    table = Table(title=f"{summary.output}: preference labeling")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("input rows", str(summary.rows))
+    table.add_row("kept rows (pairs)", f"{summary.kept_rows} ({summary.pairs})")
+    table.add_row("dropped rows", f"{summary.skipped_rows}  -> {summary.skipped_output}")
+    for kind in SKIP_KINDS:
+        table.add_row(f"  {kind.replace('_', ' ')}", str(summary.skipped.get(kind, 0)))
+    table.add_row("kept but order-inconsistent", str(summary.inconsistent_kept))
+    table.add_row("resumed (already done)", str(summary.resumed))
+    for key, value in summary.cache.items():
+        table.add_row(f"cache {key}", str(value))
+    rate = summary.judged_rows / summary.seconds if summary.seconds else 0.0
+    table.add_row("this run", f"{summary.judged_rows} rows in {summary.seconds:.1f} s ({rate:.2f} rows/s)")
+    bins = margin_histogram(summary.margins)
+    peak = max((c for _, _, c in bins), default=0)
+    for lo, hi, count in bins:
+        bar = "#" * round(25 * count / peak) if peak else ""
+        table.add_row(f"margin {lo:+.3f}..{hi:+.3f}", f"{count:>5} {bar:<25}")
+    return table
+
+
+# -- CLI -----------------------------------------------------------------------------------------------
+def add_parser(subparsers: Any) -> None:
+    """Register ``prometheus-reward label IN -o OUT --model M --rubric R [--mode ...]``."""
+    from .cli_args import add_generation_arguments, add_judge_arguments
+
+    p = subparsers.add_parser("label", help="label preference pairs for DPO (resumable, cached)")
+    p.add_argument("input", help="JSONL/JSON/CSV/Parquet: (prompt, response_a, response_b), (prompt, responses) "
+                                 "or (prompt, chosen, rejected)")
+    p.add_argument("-o", "--output", required=True, help="preference JSONL; skipped rows go to <stem>.skipped.jsonl")
+    p.add_argument("--rubric", default=None, help="preset, YAML file or text (a per-row 'rubric' column wins)")
+    p.add_argument("--method", default="pairwise", choices=["pairwise", "absolute"],
+                   help="pairwise: compare in both orders; absolute: grade each response")
+    p.add_argument("--format", dest="input_format", default=None, choices=["pair", "list", "rejudge"],
+                   help="input format (default: from the columns)")
+    p.add_argument("--prompt-column", default=None)
+    p.add_argument("--a-column", default=None)
+    p.add_argument("--b-column", default=None)
+    p.add_argument("--responses-column", default=None)
+    p.add_argument("--reference-column", default=None)
+    p.add_argument("--list-pairs", default="best-vs-worst", choices=["best-vs-worst", "all"])
+    p.add_argument("--tournament", default="round-robin", choices=["round-robin", "knockout"],
+                   help="how best-vs-worst ranks a list pairwise")
+    p.add_argument("--inconsistent", default="keep", choices=["keep", "skip"],
+                   help="pairs whose two presentation orders disagree")
+    p.add_argument("--min-margin", type=float, default=0.0, help="|margin| at or below this is a tie")
+    p.add_argument("--batch-size", type=int, default=16, help="rows per judge call and per fsynced write")
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--cache", default=None, help=f"sqlite judgment cache (default ${CACHE_ENV} or the cache home)")
+    p.add_argument("--no-cache", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="start over instead of resuming")
+    p.add_argument("--summary-json", default=None, help="also write the summary as JSON here")
+    add_judge_arguments(p)
+    add_generation_arguments(p)
+    p.set_defaults(func=cmd_label)
+
+
+def cmd_label(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .cli_args import generation_overrides, judge_from_args
+
+    columns = {k: v for k, v in {"prompt": args.prompt_column, "a": args.a_column, "b": args.b_column,
+                                   "responses": args.responses_column}.items() if v}
+    judge = judge_from_args(args)
+    summary = label_preferences(
+        args.input, judge, args.rubric, output=args.output, mode=args.mode, method=args.method,
+        list_pairs=args.list_pairs, tournament=args.tournament, inconsistent=args.inconsistent,
+        min_margin=args.min_margin, samples=args.samples, batch_size=args.batch_size,
+        input_format=args.input_format, columns=columns, reference_column=args.reference_column,
+        cache=False if args.no_cache else args.cache, overwrite=args.overwrite, limit=args.limit,
+        **generation_overrides(args),
+    )
+    Console(stderr=True).print(summary_table(summary))
+    if args.summary_json:
+        Path(args.summary_json).write_text(json.dumps(summary.to_dict(), indent=2))
+    return 0
