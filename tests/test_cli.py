@@ -99,3 +99,19 @@ def test_bench_isolated_mode_and_random_init(shared_data, tmp_path):
     results = json.loads(out.read_text())
     assert results["direct"]["model"] == "random-init:tiny-mistral"
     assert results["direct"]["ratio_to_sequential"] is None  # no baseline asked for
+
+
+def test_mixed_type_jsonl_reports_the_bad_row(tiny_model_dir, tmp_path):
+    """A number where text belongs breaks Arrow's column typing; the row is still reported by
+    index and field and the others are graded."""
+    data = tmp_path / "mixed.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in [
+        {"instruction": "q1", "response": "fine"},
+        {"instruction": "q2", "response": 42},
+        {"instruction": "q3", "response": "also fine"},
+    ]) + "\n")
+    out = tmp_path / "out.jsonl"
+    assert main(["grade", str(data), "-o", str(out), "--model", str(tiny_model_dir), "--rubric", "honesty",
+                 "--mode", "direct"]) == 0
+    rows = list(iter_jsonl(out))
+    assert [r["error"] for r in rows] == [None, "row 1: field 'response' must be a string, got int", None]

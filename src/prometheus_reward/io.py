@@ -10,9 +10,12 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
+
+logger = logging.getLogger(__name__)
 
 _FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -27,7 +30,17 @@ def read_rows(path: str | Path, limit: int | None = None) -> list[dict[str, Any]
         raise ValueError(f"{path}: unsupported format {path.suffix!r}; use .jsonl, .json, .csv or .parquet")
     from datasets import load_dataset
 
-    dataset = load_dataset(fmt, data_files=str(path), split="train")
+    try:
+        dataset = load_dataset(fmt, data_files=str(path), split="train")
+    except Exception as err:
+        if path.suffix.lower() != ".jsonl":
+            raise ValueError(f"{path}: could not be read: {err}") from err
+        # Arrow needs one type per column; a JSONL row with a number where text belongs (or
+        # text among message lists) would fail the whole file here. Read it line by line instead
+        # so that the bad row is reported by index and field and every other row is judged.
+        logger.warning("%s: columns mix types (%s); reading it row by row", path, type(err).__name__)
+        rows = list(iter_jsonl(path))
+        return rows[:limit] if limit is not None else rows
     if limit is not None:
         dataset = dataset.select(range(min(limit, len(dataset))))
     return dataset.to_list()
