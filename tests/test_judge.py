@@ -39,14 +39,16 @@ def test_left_padded_batches_match_single_rows(tiny_judge):
     """Rows of very different lengths (beyond the tiny model's 128-token sliding window) padded
     together must score like each row alone, and like any other batch split."""
     backend = tiny_judge.backend
-    batched = tiny_judge.grade(INSTRUCTIONS, RESPONSES, "helpfulness", mode="direct")
-    single = [tiny_judge.grade([i], [r], "helpfulness", mode="direct")[0] for i, r in zip(INSTRUCTIONS, RESPONSES)]
-    budget = backend.max_batch_tokens
+    budget = backend.max_forward_tokens
     try:
-        backend.max_batch_tokens = 1500  # forces several batches
+        backend.max_forward_tokens = 100_000  # one padded batch
+        batched = tiny_judge.grade(INSTRUCTIONS, RESPONSES, "helpfulness", mode="direct")
+        backend.max_forward_tokens = 1500  # several batches
         split = tiny_judge.grade(INSTRUCTIONS, RESPONSES, "helpfulness", mode="direct")
     finally:
-        backend.max_batch_tokens = budget
+        backend.max_forward_tokens = budget
+    assert backend.stats.batch_sizes[-1] < len(INSTRUCTIONS)
+    single = [tiny_judge.grade([i], [r], "helpfulness", mode="direct")[0] for i, r in zip(INSTRUCTIONS, RESPONSES)]
     for a, b, c in zip(batched, single, split):
         assert _close(a.probs, b.probs) and _close(a.probs, c.probs)
 
@@ -159,11 +161,12 @@ def test_out_of_memory_splits_the_batch(tiny_judge, monkeypatch):
         return original(rows, token_ids)
 
     monkeypatch.setattr(backend, "_last_logits", flaky)
-    budget, splits = backend.max_batch_tokens, backend.stats.oom_splits
+    budget, splits = backend.max_forward_tokens, backend.stats.oom_splits
+    backend.max_forward_tokens = 100_000  # all rows in one batch, which then "runs out of memory"
     try:
         recovered = tiny_judge.grade(INSTRUCTIONS, RESPONSES, "helpfulness", mode="direct")
     finally:
-        backend.max_batch_tokens = budget
+        backend.max_forward_tokens = budget
     assert backend.stats.oom_splits > splits and calls[0] > 1 and 1 in calls
     for a, b in zip(reference, recovered):
         assert _close(a.probs, b.probs)

@@ -19,7 +19,10 @@ def add_judge_arguments(parser: argparse.ArgumentParser, default_model: str = DE
     group.add_argument("--adapter", default=None, help="a peft LoRA adapter (folder or hub id) on top of --model")
     group.add_argument("--family", default=None, choices=["prometheus-2", "prometheus-1", "auto", "raw"],
                        help="chat format (default: detected from the model id)")
-    group.add_argument("--max-batch-tokens", type=int, default=None, help="token budget of one batch")
+    group.add_argument("--max-batch-tokens", type=int, default=None,
+                       help="token budget of one generation batch (default 16k CPU, 64k GPU)")
+    group.add_argument("--max-forward-tokens", type=int, default=None,
+                       help="token budget of one forward-only batch (direct mode; default 2k CPU, = --max-batch-tokens GPU)")
     group.add_argument("--max-input-tokens", type=int, default=None, help="prompt budget (default: context - new tokens)")
     group.add_argument("--seed", type=int, default=None)
     remote = parser.add_argument_group("remote evaluator (OpenAI-compatible servers: vLLM, SGLang, TGI, llama.cpp)")
@@ -75,6 +78,8 @@ def judge_from_args(args: argparse.Namespace):
         kwargs["family"] = args.family
     if args.max_batch_tokens:
         kwargs["max_batch_tokens"] = args.max_batch_tokens
+    if getattr(args, "max_forward_tokens", None):
+        kwargs["max_forward_tokens"] = args.max_forward_tokens
     return Judge.from_pretrained(
         args.model,
         dtype=args.dtype,

@@ -104,8 +104,11 @@ class TransformersBackend(Backend):
         tokenizer: its tokenizer.
         model_id: the name used in logs and cache keys.
         family: chat format; detected from ``model_id`` when None.
-        max_batch_tokens: token budget of one batch, padding and new tokens included
+        max_batch_tokens: token budget of one generation batch, padding and new tokens included
             (default: 16k on CPU, 64k on GPU).
+        max_forward_tokens: token budget of one forward-only batch (``direct`` mode, expected
+            scores). Default: ``max_batch_tokens`` on GPU; 2048 on CPU, where a forward pass is
+            compute-bound already at one prompt and bigger padded batches only cost time.
         context_length: override the evaluator's context window.
         revision: model revision (defaults to a hash of the config and weights' identity).
     """
@@ -120,6 +123,7 @@ class TransformersBackend(Backend):
         max_batch_tokens: int | None = None,
         context_length: int | None = None,
         revision: str | None = None,
+        max_forward_tokens: int | None = None,
     ):
         super().__init__()
         self.model = model.eval()
@@ -129,7 +133,9 @@ class TransformersBackend(Backend):
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.device = next(model.parameters()).device
-        self.max_batch_tokens = max_batch_tokens or (65536 if self.device.type == "cuda" else 16384)
+        on_gpu = self.device.type == "cuda"
+        self.max_batch_tokens = max_batch_tokens or (65536 if on_gpu else 16384)
+        self.max_forward_tokens = max_forward_tokens or (self.max_batch_tokens if on_gpu else 2048)
         self.context_length = context_length or self._default_context_length()
         self.revision = revision or hashlib.sha256(
             (model.config.to_json_string() + model_id).encode()
@@ -150,6 +156,7 @@ class TransformersBackend(Backend):
         attn_implementation: str | None = None,
         family: ChatFamily | None = None,
         max_batch_tokens: int | None = None,
+        max_forward_tokens: int | None = None,
         context_length: int | None = None,
         merge_adapter: bool = True,
         **model_kwargs: Any,
@@ -185,6 +192,7 @@ class TransformersBackend(Backend):
             model_id=path_or_id if not Path(path_or_id).exists() else name,
             family=family or detect_family(path_or_id),
             max_batch_tokens=max_batch_tokens,
+            max_forward_tokens=max_forward_tokens,
             context_length=context_length,
             revision=model_revision,
         )
@@ -234,13 +242,13 @@ class TransformersBackend(Backend):
         return [p / total for p in probs]
 
     # -- batching --------------------------------------------------------------------------------
-    def _batches(self, lengths: Sequence[int], extra: int = 0, copies: int = 1) -> Iterator[list[int]]:
-        """Index batches, longest first, each within the token budget (padding included)."""
+    def _batches(self, lengths: Sequence[int], budget: int, extra: int = 0, copies: int = 1) -> Iterator[list[int]]:
+        """Index batches, longest first, each within the token ``budget`` (padding included)."""
         order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
         batch: list[int] = []
         for index in order:
             width = lengths[batch[0]] if batch else lengths[index]
-            if batch and (len(batch) + 1) * copies * (width + extra) > self.max_batch_tokens:
+            if batch and (len(batch) + 1) * copies * (width + extra) > budget:
                 yield batch
                 batch = []
             batch.append(index)
@@ -267,7 +275,10 @@ class TransformersBackend(Backend):
             self.stats.oom_splits += 1
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
-            self.max_batch_tokens = max(256, self.max_batch_tokens // 2)
+            if what == "forward":
+                self.max_forward_tokens = max(256, self.max_forward_tokens // 2)
+            else:
+                self.max_batch_tokens = max(256, self.max_batch_tokens // 2)
             logger.warning("out of memory in a %s batch of %d; splitting it", what, len(items))
             half = len(items) // 2
             return self._run_split_on_oom(fn, items[:half], what) + self._run_split_on_oom(fn, items[half:], what)
@@ -303,7 +314,7 @@ class TransformersBackend(Backend):
             logits = self._last_logits([rows[i] for i in batch], token_ids)
             return [(i, self._group_probs(logits[k], groups)) for k, i in enumerate(batch)]
 
-        for batch in self._batches([len(r) for r in rows]):
+        for batch in self._batches([len(r) for r in rows], self.max_forward_tokens):
             for index, probs in self._run_split_on_oom(run, batch, "forward"):
                 out[index] = probs
         return out
@@ -375,7 +386,7 @@ class TransformersBackend(Backend):
                 results.append((index, gens))
             return results
 
-        for batch in self._batches([len(r) for r in rows], extra=sampling.max_new_tokens, copies=num_samples):
+        for batch in self._batches([len(r) for r in rows], self.max_batch_tokens, extra=sampling.max_new_tokens, copies=num_samples):
             for index, gens in self._run_split_on_oom(run, batch, "generate"):
                 out[index] = gens
         for gens, row in zip(out, rows):
