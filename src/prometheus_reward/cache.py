@@ -31,7 +31,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .grades import Grade, Preference
 from .rubric import Rubric
@@ -248,32 +248,16 @@ def cached_grade(
                            errors=errors, **generation_overrides)
     rubrics = _per_row(rubric, n)
     references = _per_row(reference_answers, n)
-    ident, sampling = judge_identity(judge), sampling_identity(judge, generation_overrides)
-    rendered: dict[int, Any] = {}
-    keys = []
-    for i in range(n):
-        rid = id(rubrics[i])
-        if rid not in rendered:
-            rendered[rid] = _rubric_text(rubrics[i])
-        keys.append(judgment_key(ident, "absolute", mode, samples, sampling, {
-            "instruction": instructions[i], "response": responses[i],
-            "rubric": rendered[rid], "reference_answer": references[i],
-        }))
-    found = cache.get_many(keys)
-    todo: dict[str, int] = {}
-    for i, key in enumerate(keys):
-        if key not in found and key not in todo:
-            todo[key] = i
-    fresh: dict[str, Grade] = {}
-    if todo:
-        rows = list(todo.values())
-        grades = judge.grade(
+    keys = _row_keys(judge, "absolute", mode, samples, generation_overrides, rubrics,
+                     {"instruction": instructions, "response": responses, "reference_answer": references})
+
+    def run(rows: list[int]) -> list[Grade]:
+        return judge.grade(
             [instructions[i] for i in rows], [responses[i] for i in rows], [rubrics[i] for i in rows],
             [references[i] for i in rows], mode=mode, samples=samples, errors=errors, **generation_overrides,
         )
-        fresh = dict(zip(todo, grades))
-        cache.put_many({k: g.to_dict() for k, g in fresh.items() if g.error is None}, kind="absolute")
-    return [fresh[k] if k in fresh else Grade(**found[k]) for k in keys]
+
+    return _through_cache(cache, "absolute", keys, run, Grade)
 
 
 def cached_compare(
@@ -303,34 +287,48 @@ def cached_compare(
                              samples=samples, swap=swap, errors=errors, **generation_overrides)
     rubrics = _per_row(rubric, n)
     references = _per_row(reference_answers, n)
-    ident, sampling = judge_identity(judge), sampling_identity(judge, generation_overrides)
     kind = "relative+swap" if swap else "relative"
+    keys = _row_keys(judge, kind, mode, samples, generation_overrides, rubrics,
+                     {"instruction": instructions, "response_a": responses_a, "response_b": responses_b,
+                      "reference_answer": references})
+
+    def run(rows: list[int]) -> list[Preference]:
+        return judge.compare(
+            [instructions[i] for i in rows], [responses_a[i] for i in rows], [responses_b[i] for i in rows],
+            [rubrics[i] for i in rows], [references[i] for i in rows], mode=mode, samples=samples, swap=swap,
+            errors=errors, **generation_overrides,
+        )
+
+    return _through_cache(cache, kind, keys, run, Preference)
+
+
+def _row_keys(judge: Any, kind: str, mode: str, samples: int, overrides: Mapping[str, Any], rubrics: list[Any],
+              columns: Mapping[str, Sequence[Any]]) -> list[str]:
+    """One key per row; each distinct rubric object is rendered once."""
+    ident, sampling = judge_identity(judge), sampling_identity(judge, overrides)
     rendered: dict[int, Any] = {}
     keys = []
-    for i in range(n):
-        rid = id(rubrics[i])
-        if rid not in rendered:
-            rendered[rid] = _rubric_text(rubrics[i])
-        keys.append(judgment_key(ident, kind, mode, samples, sampling, {
-            "instruction": instructions[i], "response_a": responses_a[i], "response_b": responses_b[i],
-            "rubric": rendered[rid], "reference_answer": references[i],
-        }))
+    for i, rubric in enumerate(rubrics):
+        if id(rubric) not in rendered:
+            rendered[id(rubric)] = _rubric_text(rubric)
+        inputs = {name: values[i] for name, values in columns.items()}
+        keys.append(judgment_key(ident, kind, mode, samples, sampling, {**inputs, "rubric": rendered[id(rubric)]}))
+    return keys
+
+
+def _through_cache(cache: JudgmentCache, kind: str, keys: list[str], run: Callable[[list[int]], list], restore: Callable[..., Any]) -> list:
+    """Hits from sqlite; misses (deduplicated by key) judged in one ``run(rows)`` call; usable
+    results stored before returning, in input order."""
     found = cache.get_many(keys)
     todo: dict[str, int] = {}
     for i, key in enumerate(keys):
         if key not in found and key not in todo:
             todo[key] = i
-    fresh: dict[str, Preference] = {}
+    fresh: dict[str, Any] = {}
     if todo:
-        rows = list(todo.values())
-        prefs = judge.compare(
-            [instructions[i] for i in rows], [responses_a[i] for i in rows], [responses_b[i] for i in rows],
-            [rubrics[i] for i in rows], [references[i] for i in rows], mode=mode, samples=samples, swap=swap,
-            errors=errors, **generation_overrides,
-        )
-        fresh = dict(zip(todo, prefs))
-        cache.put_many({k: p.to_dict() for k, p in fresh.items() if p.error is None}, kind=kind)
-    return [fresh[k] if k in fresh else Preference(**found[k]) for k in keys]
+        fresh = dict(zip(todo, run(list(todo.values()))))
+        cache.put_many({k: r.to_dict() for k, r in fresh.items() if r.error is None}, kind=kind)
+    return [fresh[k] if k in fresh else restore(**found[k]) for k in keys]
 
 
 def iter_keys(cache: JudgmentCache) -> Iterable[str]:

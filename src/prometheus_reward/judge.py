@@ -92,7 +92,8 @@ class Judge:
         spec: dict[str, Any] | None = None,
     ):
         self.backend = backend
-        self.sampling = (sampling or SamplingParams()).replace(seed=seed) if seed is not None else (sampling or SamplingParams())
+        sampling = sampling or SamplingParams()
+        self.sampling = sampling.replace(seed=seed) if seed is not None else sampling
         self.max_input_tokens = max_input_tokens
         self.max_retries = max_retries
         self.relative_variant = relative_variant
@@ -125,28 +126,11 @@ class Judge:
         backend = TransformersBackend.from_pretrained(
             path_or_id, dtype=dtype, device_map=device_map, adapter=adapter, **model_kwargs
         )
-        spec = {
-            "backend": "transformers",
-            "path_or_id": path_or_id,
-            "dtype": dtype,
-            "device_map": device_map,
-            "adapter": adapter,
-            "max_input_tokens": max_input_tokens,
-            "seed": seed,
-            "sampling": sampling,
-            "max_retries": max_retries,
-            "relative_variant": relative_variant,
-            **model_kwargs,
-        }
-        return cls(
-            backend,
-            sampling=sampling,
-            max_input_tokens=max_input_tokens,
-            max_retries=max_retries,
-            relative_variant=relative_variant,
-            seed=seed,
-            spec=spec,
-        )
+        options = dict(sampling=sampling, max_input_tokens=max_input_tokens, max_retries=max_retries,
+                       relative_variant=relative_variant, seed=seed)
+        spec = {"backend": "transformers", "path_or_id": path_or_id, "dtype": dtype, "device_map": device_map,
+                "adapter": adapter, **options, **model_kwargs}
+        return cls(backend, spec=spec, **options)
 
     @classmethod
     def from_openai(
@@ -169,27 +153,11 @@ class Judge:
         from .backends.openai import OpenAIBackend
 
         backend = OpenAIBackend(base_urls, model, api_key=api_key, **backend_kwargs)
-        spec = {
-            "backend": "openai",
-            "base_urls": base_urls,
-            "model": model,
-            "api_key": api_key,
-            "max_input_tokens": max_input_tokens,
-            "seed": seed,
-            "sampling": sampling,
-            "max_retries": max_retries,
-            "relative_variant": relative_variant,
-            **backend_kwargs,
-        }
-        return cls(
-            backend,
-            sampling=sampling,
-            max_input_tokens=max_input_tokens,
-            max_retries=max_retries,
-            relative_variant=relative_variant,
-            seed=seed,
-            spec=spec,
-        )
+        options = dict(sampling=sampling, max_input_tokens=max_input_tokens, max_retries=max_retries,
+                       relative_variant=relative_variant, seed=seed)
+        spec = {"backend": "openai", "base_urls": base_urls, "model": model, "api_key": api_key,
+                **options, **backend_kwargs}
+        return cls(backend, spec=spec, **options)
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any]) -> "Judge":
