@@ -72,3 +72,22 @@ def prometheus_eval_prompts():
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
     return module
+
+
+def wait_until_healthy(proc, url: str, timeout: float, what: str, details=lambda: "") -> None:
+    """Poll ``url + "/health"`` until it answers 200; raise if ``proc`` exits or time runs out."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}{details()}")
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{what} did not become healthy")

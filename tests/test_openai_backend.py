@@ -23,8 +23,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
+from conftest import wait_until_healthy
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -317,18 +317,12 @@ class TransformersServe:
              "--device", "cpu", "--default-seed", "0"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"transformers serve exited with {self.proc.returncode}")
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        self.stop()
-        raise RuntimeError("transformers serve did not become healthy")
+        try:
+            wait_until_healthy(self.proc, self.url, timeout, "transformers serve")
+        except TimeoutError:
+            self.stop()
+            raise
+        return self
 
     def ensure_started(self) -> "TransformersServe":
         if self.proc is None or self.proc.poll() is not None:

@@ -10,11 +10,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+from conftest import wait_until_healthy
 
 from prometheus_reward.scoring import Normalizer
 
@@ -43,18 +43,12 @@ class ServeProcess:
                 [sys.executable, "-m", "prometheus_reward.server", "--port", str(self.port), *self.args],
                 stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"serve exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        self.stop()
-        raise RuntimeError("serve did not become healthy")
+        try:
+            wait_until_healthy(self.proc, self.url, timeout, "serve", lambda: ":\n" + self.log.read_text()[-3000:])
+        except TimeoutError:
+            self.stop()
+            raise
+        return self
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -145,6 +145,14 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def _model_inputs(backend, text: str) -> dict[str, Any]:
+    """One unpadded prompt, tokenised exactly as the backend tokenises it."""
+    import torch
+
+    ids = torch.tensor([backend.encode(text)], device=backend.device)
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+
 def run_mode(cfg: BenchConfig, mode: str) -> dict[str, Any]:
     """Time one mode in this process; returns its figures."""
     import torch
@@ -174,7 +182,7 @@ def run_mode(cfg: BenchConfig, mode: str) -> dict[str, Any]:
         parsed = 0
         with torch.inference_mode():
             for text in formatted:
-                inputs = tokenizer(text, return_tensors="pt", add_special_tokens=not text.startswith(tokenizer.bos_token or "\0")).to(backend.device)
+                inputs = _model_inputs(backend, text)
                 out = model.generate(**inputs, do_sample=True, temperature=1.0, top_p=0.9, top_k=0,
                                      repetition_penalty=1.03, max_new_tokens=cfg.max_new_tokens,
                                      min_new_tokens=cfg.max_new_tokens, pad_token_id=tokenizer.pad_token_id)
@@ -184,8 +192,7 @@ def run_mode(cfg: BenchConfig, mode: str) -> dict[str, Any]:
     elif mode == "raw-forward":
         with torch.inference_mode():
             for text in formatted:
-                inputs = tokenizer(text, return_tensors="pt", add_special_tokens=not text.startswith(tokenizer.bos_token or "\0")).to(backend.device)
-                model(**inputs, logits_to_keep=1, use_cache=False)
+                model(**_model_inputs(backend, text), logits_to_keep=1, use_cache=False)
     elif mode in ("generate", "expected", "direct"):
         stats_before = backend.stats.completion_tokens
         grades = judge.grade_rendered(user_prompts, mode=mode, **overrides)

@@ -212,14 +212,14 @@ class TransformersBackend(Backend):
     def format(self, system: str, user: str) -> str:
         return format_chat(system, user, self.family, self.tokenizer)  # type: ignore[arg-type]
 
-    def _encode(self, text: str) -> list[int]:
+    def encode(self, text: str) -> list[int]:
         """Token ids of a formatted prompt: BOS is added unless the chat template wrote it."""
         bos = self.tokenizer.bos_token
         add_special = not (bos and text.startswith(bos))
         return self.tokenizer(text, add_special_tokens=add_special)["input_ids"]
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return [len(self._encode(t)) for t in texts]
+        return [len(self.encode(t)) for t in texts]
 
     def truncate(self, text: str, max_tokens: int, keep: Literal["head", "tail"] = "head") -> str:
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -307,7 +307,7 @@ class TransformersBackend(Backend):
     ) -> list[list[float] | None]:
         lead_ids, all_ids, groups = self._choice_plan(tuple(choices), lead)
         token_ids = torch.tensor(all_ids, dtype=torch.long)
-        rows = [self._encode(p) + lead_ids for p in prefixes]
+        rows = [self.encode(p) + lead_ids for p in prefixes]
         out: list[list[float] | None] = [None] * len(rows)
 
         def run(batch: list[int]) -> list[tuple[int, list[float]]]:
@@ -352,7 +352,7 @@ class TransformersBackend(Backend):
     ) -> list[list[Generation]]:
         from transformers import LogitsProcessorList, RepetitionPenaltyLogitsProcessor
 
-        rows = [self._encode(p) for p in prompts]
+        rows = [self.encode(p) for p in prompts]
         plan = self._choice_plan(tuple(choices), "[RESULT] ") if choices else None
         token_ids = torch.tensor(plan[1], dtype=torch.long) if plan else None
         config = self._generation_config(sampling, num_samples)
