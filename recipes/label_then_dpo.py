@@ -15,28 +15,27 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from trl import DPOConfig, DPOTrainer, TrlParser
+
+from prometheus_reward.config import JudgeConfig, JudgingConfig, flat_dataclass
+
+# judge_model, judge_dtype, judge_mode, judge_max_new_tokens...: generated from the library's configs
+JudgeArguments = flat_dataclass("JudgeArguments", (JudgeConfig, JudgingConfig))
 
 
 @dataclass
 class LabelArguments:
-    """What to label and with which judge."""
+    """What to label (the judge is :data:`JudgeArguments`)."""
 
     input: str = field(metadata={"help": "pairs / lists / chosen-rejected file (JSONL, JSON, CSV, Parquet)"})
     labeled_output: str = field(metadata={"help": "preference JSONL (skipped rows go beside it)"})
-    judge_model: str = field(default="prometheus-eval/prometheus-7b-v2.0", metadata={"help": "evaluator"})
-    judge_dtype: str = field(default="auto")
-    judge_device_map: str | None = field(default=None)
     rubric: str = field(default="helpfulness", metadata={"help": "preset, YAML file or rubric text"})
-    judge_mode: str = field(default="generate", metadata={"help": "generate, expected or direct"})
     method: str = field(default="pairwise", metadata={"help": "pairwise or absolute"})
     list_pairs: str = field(default="best-vs-worst")
     inconsistent: str = field(default="keep", metadata={"help": "keep or skip order-inconsistent pairs"})
     min_margin: float = field(default=0.0)
-    judge_samples: int = field(default=1)
-    judge_max_new_tokens: int | None = field(default=None)
-    judge_seed: int | None = field(default=0)
     label_batch_size: int = field(default=16)
     cache: str | None = field(default=None, metadata={"help": "sqlite cache (default $PROMETHEUS_REWARD_CACHE)"})
     limit: int | None = field(default=None)
@@ -51,30 +50,32 @@ class PolicyArguments:
     dtype: str = field(default="auto")
 
 
-def label(args: LabelArguments):
-    from prometheus_reward import Judge
+def label(args: LabelArguments, judge_args: Any):
+    from prometheus_reward import CachedJudge
+    from prometheus_reward.config import from_object
     from prometheus_reward.labeling import label_preferences
 
-    judge = Judge.from_pretrained(args.judge_model, dtype=args.judge_dtype, device_map=args.judge_device_map,
-                                  seed=args.judge_seed)
-    overrides = {"max_new_tokens": args.judge_max_new_tokens} if args.judge_max_new_tokens else {}
-    summary = label_preferences(
-        args.input, judge, args.rubric, output=args.labeled_output, mode=args.judge_mode, method=args.method,
-        list_pairs=args.list_pairs, inconsistent=args.inconsistent, min_margin=args.min_margin,
-        samples=args.judge_samples, batch_size=args.label_batch_size, cache=args.cache, limit=args.limit,
-        **overrides,
-    )
-    judge.backend.close()
-    return summary
+    judging = from_object(JudgingConfig, judge_args, flat=True)
+    judge = CachedJudge(from_object(JudgeConfig, judge_args, flat=True).build(), args.cache)
+    try:
+        return label_preferences(
+            args.input, judge, args.rubric, output=args.labeled_output, mode=judging.mode, method=args.method,
+            list_pairs=args.list_pairs, inconsistent=args.inconsistent, min_margin=args.min_margin,
+            samples=judging.samples, batch_size=args.label_batch_size, limit=args.limit,
+            **judging.sampling_overrides(),
+        )
+    finally:
+        judge.close()
+        judge.backend.close()
 
 
-def main(label_args: LabelArguments, policy_args: PolicyArguments, training_args: DPOConfig) -> DPOTrainer:
+def main(label_args: LabelArguments, judge_args: Any, policy_args: PolicyArguments, training_args: DPOConfig) -> DPOTrainer:
     from datasets import load_dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from prometheus_reward.embedded import resolve_model_path
 
-    summary = label(label_args)
+    summary = label(label_args, judge_args)
     print(json.dumps(summary.to_dict(), indent=2))
     if summary.pairs == 0:
         raise SystemExit(f"no usable preference pairs in {label_args.labeled_output}; see {summary.skipped_output}")
@@ -91,6 +92,9 @@ def main(label_args: LabelArguments, policy_args: PolicyArguments, training_args
     return trainer
 
 
+def make_parser() -> TrlParser:
+    return TrlParser((LabelArguments, JudgeArguments, PolicyArguments, DPOConfig))
+
+
 if __name__ == "__main__":
-    parser = TrlParser((LabelArguments, PolicyArguments, DPOConfig))
-    main(*parser.parse_args_and_config())
+    main(*make_parser().parse_args_and_config())

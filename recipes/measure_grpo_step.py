@@ -48,7 +48,7 @@ def measure(mode: str, config: Path, steps: int, overrides: list[str]) -> dict[s
 
     recipe = _grpo_recipe()
     with tempfile.TemporaryDirectory() as out:
-        args = ["--config", str(config), "--output_dir", out, "--max_steps", str(steps + 1), "--mode", mode,
+        args = ["--config", str(config), "--output_dir", out, "--max_steps", str(steps + 1), "--judge_mode", mode,
                 "--dataset_name", str(REPO / "examples" / "prompts_smoke.jsonl"), *overrides]
         script_args, training_args, model_args, reward_args = recipe.make_parser().parse_args_and_config(args=args)
         reward = recipe.build_reward(reward_args, layout="group")

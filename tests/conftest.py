@@ -91,3 +91,101 @@ def wait_until_healthy(proc, url: str, timeout: float, what: str, details=lambda
             pass
         time.sleep(0.3)
     raise TimeoutError(f"{what} did not become healthy")
+
+
+# -- a scripted evaluator for fast unit tests of the workflows ------------------------------------------------
+from prometheus_reward.backends.base import Backend, Generation  # noqa: E402
+
+
+class ScriptedBackend(Backend):
+    """An evaluator backend that answers from a script, for unit tests of the logic around the
+    judge (retries, pairing, verdicts, reranking); never proof that a feature works on a model.
+
+    ``replies(prompt, call_index) -> text`` writes the generations; ``probs(prefix, choices) ->
+    list | None`` gives the answer distribution after ``prefix`` (``direct`` mode, and the
+    ``expected`` mode's reading at the located result). Without ``probs`` there is none."""
+
+    model_id = "scripted"
+    context_length = 100_000
+
+    def __init__(self, replies=None, probs=None):
+        super().__init__()
+        self.replies = replies or (lambda prompt, i: "No verdict.")
+        self.probs = probs
+        self.calls = 0
+        self.prompts: list[str] = []
+        self.prefixes: list[str] = []
+
+    def format(self, system, user):
+        return f"{system}\n\n{user}"
+
+    def count_tokens(self, texts):
+        return [len(t) // 4 for t in texts]
+
+    def truncate(self, text, max_tokens, keep="head"):
+        return text[: max_tokens * 4] if keep == "head" else text[-max_tokens * 4 :]
+
+    def generate(self, prompts, sampling, *, choices=None, locate=None, num_samples=1):
+        out = []
+        for prompt in prompts:
+            gens = []
+            for _ in range(num_samples):
+                self.calls += 1
+                self.prompts.append(prompt)
+                text = self.replies(prompt, self.calls)
+                dist = None
+                if choices is not None and locate is not None and self.probs is not None:
+                    at = locate(text)
+                    if at is not None:
+                        dist = self.probs(prompt + text[:at], tuple(choices))
+                gens.append(Generation(text, dist))
+            out.append(gens)
+        return out
+
+    def choice_probs(self, prefixes, choices, lead="[RESULT] "):
+        self.prefixes.extend(prefixes)
+        if self.probs is None:
+            return [None for _ in prefixes]
+        return [self.probs(p + lead, tuple(choices)) for p in prefixes]
+
+
+def quality_of(text: str) -> int:
+    """The quality a scripted response declares: 'q4: ...' -> 4 (3 when it declares none)."""
+    import re
+
+    found = re.match(r"\s*q([1-5])\b", text)
+    return int(found.group(1)) if found else 3
+
+
+def section(prompt: str, start: str, end: str = "\n\n###") -> str:
+    """The text of a rendered template section, e.g. ``###Response A:\\n``."""
+    return prompt.split(start, 1)[1].split(end, 1)[0]
+
+
+class QualityBackend(ScriptedBackend):
+    """A scripted evaluator that grades by the quality a response declares ('q1'..'q5'): absolute
+    prompts get ``[RESULT] q`` and a distribution peaked at q; relative prompts prefer the higher
+    quality (p(A) = 0.9 / 0.1, 0.5 on a tie, whatever the order). For fast unit tests."""
+
+    def __init__(self):
+        super().__init__(self._reply, self._probs)
+
+    @staticmethod
+    def _pair(prompt: str) -> tuple[int, int]:
+        return quality_of(section(prompt, "###Response A:\n")), quality_of(section(prompt, "###Response B:\n"))
+
+    def _reply(self, prompt: str, i: int) -> str:
+        if "###Response A:" in prompt:
+            a, b = self._pair(prompt)
+            return f"Compared. [RESULT] {'A' if a >= b else 'B'}"
+        return f"Graded. [RESULT] {quality_of(section(prompt, '###Response to evaluate:' + chr(10)))}"
+
+    def _probs(self, prefix: str, choices: tuple) -> list[float]:
+        if choices == ("A", "B"):
+            a, b = self._pair(prefix)
+            p = 0.5 if a == b else 0.9 if a > b else 0.1
+            return [p, 1 - p]
+        q = quality_of(section(prefix, "###Response to evaluate:\n"))
+        dist = [0.025] * 5
+        dist[q - 1] = 0.9
+        return dist

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from prometheus_reward.best_of_n import bradley_terry, best_of_n, judge_calls, rerank
-from prometheus_reward.cache import JudgmentCache
+from prometheus_reward.cached import CachedJudge
+from prometheus_reward.rerank import bradley_terry, judge_calls, rerank
+from prometheus_reward.sampling import best_of_n
 from prometheus_reward.io import iter_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,22 +101,22 @@ def test_unjudgeable_candidates_are_never_picked(tiny_judge):
 
 
 def test_best_of_n_samples_and_reranks(tiny_model_dir, tiny_judge, tmp_path):
-    from prometheus_reward.best_of_n import load_policy
+    from prometheus_reward.config import JudgingConfig
+    from prometheus_reward.sampling import load_policy
 
     policy, tokenizer = load_policy(str(tiny_model_dir), dtype="float32")
     prompts = ["Write about the sea.", [{"role": "user", "content": "Give a coding tip."}]]
-    cache = JudgmentCache(tmp_path / "j.sqlite")
-    results = best_of_n(policy, tokenizer, prompts, 3, tiny_judge, "helpfulness", mode="direct", cache=cache,
+    judge = CachedJudge(tiny_judge, tmp_path / "j.sqlite")
+    results = best_of_n(policy, tokenizer, prompts, 3, judge, "helpfulness", judging=JudgingConfig(mode="direct"),
                         max_new_tokens=6, batch_size=2)
     assert len(results) == 2
     for res in results:
         assert len(res.completions) == 3 and all(isinstance(c, str) for c in res.completions)
         assert res.chosen == res.completions[res.best]
-    assert cache.stats()["misses"] == 6
-    again = rerank(["Write about the sea."], [results[0].completions], tiny_judge, "helpfulness", mode="direct",
-                   cache=cache)[0]
-    assert again.scores == results[0].scores and cache.stats()["hits"] == 3
-    cache.close()
+    assert judge.stats()["misses"] == 6
+    again = rerank(["Write about the sea."], [results[0].completions], judge, "helpfulness", mode="direct")[0]
+    assert again.scores == results[0].scores and judge.stats()["hits"] == 3
+    judge.close()
 
 
 @pytest.mark.slow
@@ -145,15 +146,13 @@ def test_best_of_n_recipe_smoke(tiny_model_dir, tmp_path, monkeypatch):
         import best_of_n as recipe
     finally:
         sys.path.pop(0)
-    from trl import TrlParser
-
-    (args,) = TrlParser(recipe.BestOfNArguments).parse_args_and_config([
+    args, judge_args = recipe.make_parser().parse_args_and_config([
         "--config", "configs/best_of_n_smoke.yaml", "--output", str(tmp_path / "out.jsonl"),
         "--sft_output", str(tmp_path / "sft.jsonl"), "--cache", str(tmp_path / "j.sqlite"),
     ])
-    results = recipe.main(args)
+    summary = recipe.main(args, judge_args)
     rows = list(iter_jsonl(tmp_path / "out.jsonl"))
-    assert len(rows) == len(results) == 2
+    assert len(rows) == summary.rows == 2
     assert all(len(r["comparisons"]) == 3 and len(r["scores"]) == 3 for r in rows)  # round-robin of 3
     assert len(list(iter_jsonl(tmp_path / "sft.jsonl"))) == 2
     json.dumps(rows)

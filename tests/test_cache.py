@@ -1,5 +1,5 @@
 """The sqlite judgment cache: keys, WAL mode, durability across a killed process, and cached
-grade/compare sending only misses to a real (tiny random) judge."""
+CachedJudge sending only misses to a real (tiny random) judge."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ import textwrap
 import pytest
 
 from prometheus_reward import Rubric
-from prometheus_reward.cache import (
+from prometheus_reward.cached import (
+    CachedJudge,
     JudgmentCache,
-    cached_compare,
-    cached_grade,
     default_cache_path,
     judge_identity,
     judgment_key,
@@ -79,7 +78,7 @@ def test_committed_judgments_survive_kill_9_of_the_writer(tmp_path):
     path = tmp_path / "j.sqlite"
     script = textwrap.dedent(f"""
         import os, signal
-        from prometheus_reward.cache import JudgmentCache
+        from prometheus_reward.cached import JudgmentCache
         cache = JudgmentCache({str(path)!r})
         cache.put_many({{"a": {{"score": 1}}, "b": {{"score": 2}}}})
         cache._conn.execute("BEGIN IMMEDIATE")
@@ -99,16 +98,16 @@ def test_cached_grade_sends_only_misses(tiny_judge, tmp_path):
     cache = JudgmentCache(tmp_path / "j.sqlite")
     instructions = ["Say hi.", "Say hi.", "Name a colour."]
     responses = ["Hello!", "Hello!", "Red."]
-    first = cached_grade(judge, cache, instructions, responses, "helpfulness", mode="direct")
+    first = CachedJudge(judge, cache).grade(instructions, responses, "helpfulness", mode="direct")
     assert judge.graded == [2]  # the duplicate row is judged once
     assert first[0].to_dict() == first[1].to_dict() and first[0].expected is not None
     # a preset name and the Rubric it names share keys; one new row is the only miss
-    again = cached_grade(judge, cache, instructions + ["Count to 3."], responses + ["1 2 3"],
+    again = CachedJudge(judge, cache).grade(instructions + ["Count to 3."], responses + ["1 2 3"],
                          Rubric.preset("helpfulness"), mode="direct")
     assert judge.graded == [2, 1]
     assert [g.to_dict() for g in again[:3]] == [g.to_dict() for g in first]
     # another mode is another judgment
-    cached_grade(judge, cache, instructions[:1], responses[:1], "helpfulness", mode="expected", max_new_tokens=4)
+    CachedJudge(judge, cache).grade(instructions[:1], responses[:1], "helpfulness", mode="expected", max_new_tokens=4)
     assert judge.graded == [2, 1, 1]
     cache.close()
 
@@ -116,10 +115,11 @@ def test_cached_grade_sends_only_misses(tiny_judge, tmp_path):
 def test_unusable_judgments_are_not_stored(tiny_judge, tmp_path):
     judge = CountingJudge(tiny_judge)
     cache = JudgmentCache(tmp_path / "j.sqlite")
-    grades = cached_grade(judge, cache, ["Say hi.", "Say hi."], ["Hello!", None], "helpfulness", mode="direct")
+    grades = CachedJudge(judge, cache).grade(["Say hi.", "Say hi."], ["Hello!", None], "helpfulness", mode="direct",
+                                          errors="return")
     assert grades[0].error is None
     assert grades[1].error == "row 1: field 'response' must be a string, got None"
-    cached_grade(judge, cache, ["Say hi.", "Say hi."], ["Hello!", None], "helpfulness", mode="direct")
+    CachedJudge(judge, cache).grade(["Say hi.", "Say hi."], ["Hello!", None], "helpfulness", mode="direct", errors="return")
     assert judge.graded == [2, 1]  # the bad row is retried (and fails again), the good one is a hit
     assert len(cache) == 1
     cache.close()
@@ -130,11 +130,11 @@ def test_cached_compare_round_trip(tiny_judge, tmp_path):
     path = tmp_path / "j.sqlite"
     args = (["Say hi.", "Name a colour."], ["Hello!", "Red."], ["Go away.", "Loud."], "helpfulness")
     with JudgmentCache(path) as cache:
-        first = cached_compare(judge, cache, *args, mode="direct")
+        first = CachedJudge(judge, cache).compare(*args, mode="direct")
     with JudgmentCache(path) as cache:  # a fresh connection, as a rerun would open
-        second = cached_compare(judge, cache, *args, mode="direct")
+        second = CachedJudge(judge, cache).compare(*args, mode="direct")
         assert cache.stats()["hits"] == 2
-        no_swap = cached_compare(judge, cache, *args, mode="direct", swap=False)
+        no_swap = CachedJudge(judge, cache).compare(*args, mode="direct", swap=False)
     assert judge.compared == [2, 2]
     assert [p.to_dict() for p in second] == [p.to_dict() for p in first]
     assert all(p.prob_a is not None and len(p.votes) == 0 for p in first)
@@ -143,4 +143,4 @@ def test_cached_compare_round_trip(tiny_judge, tmp_path):
 
 def test_cache_rejects_wrong_lengths(tiny_judge, tmp_path):
     with JudgmentCache(tmp_path / "j.sqlite") as cache, pytest.raises(ValueError, match="2 instructions but 1 responses"):
-        cached_grade(tiny_judge, cache, ["a", "b"], ["x"], "helpfulness", mode="direct")
+        CachedJudge(tiny_judge, cache).grade(["a", "b"], ["x"], "helpfulness", mode="direct")

@@ -22,8 +22,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import prometheus_reward.integrations.openrlhf as openrlhf_adapter
-import prometheus_reward.integrations.verl as verl_adapter
+import prometheus_reward.adapters.openrlhf as openrlhf_adapter
+import prometheus_reward.adapters.verl as verl_adapter
+from prometheus_reward.adapters.protocol import label_fields, split_query
 
 OPENRLHF_FILE = Path(openrlhf_adapter.__file__)
 VERL_FILE = Path(verl_adapter.__file__)
@@ -87,10 +88,10 @@ def test_openrlhf_reward_func_through_the_engine_loader(judge_env):
 def test_openrlhf_adapter_parses_queries_and_never_raises(judge_env, tiny_judge):
     from prometheus_reward.rewards import RubricReward
 
-    assert openrlhf_adapter.split_query(QUERY_PROMPT + "Blue.<|im_end|>", QUERY_PROMPT) == "Blue."
-    assert openrlhf_adapter._label_fields('{"reference_answer": "x", "rubric": "honesty"}') == ("x", "honesty")
-    assert openrlhf_adapter._label_fields("") == (None, None)
-    openrlhf_adapter.set_reward(RubricReward(tiny_judge, rubric="helpfulness", fallback=0.0, generation_kwargs={"max_new_tokens": 6}))
+    assert split_query(QUERY_PROMPT + "Blue.<|im_end|>", QUERY_PROMPT) == "Blue."
+    assert label_fields('{"reference_answer": "x", "rubric": "honesty"}') == ("x", "honesty")
+    assert label_fields("") == (None, None)
+    openrlhf_adapter.set_reward(RubricReward(tiny_judge, rubric="helpfulness", fallback=0.0, sampling={"max_new_tokens": 6}))
     out = openrlhf_adapter.reward_func([QUERY_PROMPT + "x", 17], [QUERY_PROMPT, QUERY_PROMPT], [None, None])
     assert out["rewards"].shape == (2,)
     assert out["extra_logs"]["prometheus_unscorable"].tolist() == [0.0, 1.0]  # the non-text query
@@ -114,7 +115,7 @@ def test_verl_compute_score_through_the_engine_loader(judge_env):
     load_extern_object = _verl_loader()
     if load_extern_object is not None:
         compute_score = load_extern_object(module_path=str(VERL_FILE), object_name="compute_score")
-        by_pkg = load_extern_object(module_path="pkg://prometheus_reward.integrations.verl", object_name="compute_score")
+        by_pkg = load_extern_object(module_path="pkg://prometheus_reward.adapters.verl", object_name="compute_score")
         assert by_pkg is verl_adapter.compute_score
     else:  # signature level: load the file by path as verl does
         spec = importlib.util.spec_from_file_location("custom_module", VERL_FILE)
@@ -141,7 +142,8 @@ def test_verl_compute_score_through_the_engine_loader(judge_env):
         assert set(result) == {"score", "judge_raw_score", "judge_unscorable", "judge_truncated"}
         assert 0.0 <= result["score"] <= 1.0 and result["judge_unscorable"] == 0.0
         assert 1.0 <= result["judge_raw_score"] <= 5.0
-    assert results[3]["judge_unscorable"] == 1.0 and results[3]["score"] == 0.0
+    # PPO cannot mask: the unscorable row gets the neutral reward (a score of 3 under linear), not the worst
+    assert results[3]["judge_unscorable"] == 1.0 and results[3]["score"] == 0.5
 
     # the batched entry point of the same loaded module (so the same judge)
     batch = compute_score.__globals__["compute_score_batch"](
@@ -156,8 +158,27 @@ def test_verl_reward_kwargs_configure_the_judge(judge_env, tiny_model_dir, monke
     monkeypatch.delenv("PROMETHEUS_REWARD_MODEL")
     out = verl_adapter.compute_score(
         "chat", "Blue.", "Blue", {"question": "Name a colour."},
-        judge_model=str(tiny_model_dir), judge_dtype="float32", rubric="honesty", mode="direct",
+        judge_model=str(tiny_model_dir), judge_dtype="float32", rubric="honesty", judge_mode="direct",
     )
     assert out["judge_unscorable"] == 0.0
     reward = next(r for r in verl_adapter._REWARDS.values() if r.mode == "direct")
-    assert reward.rubric.name == "honesty" and reward.fallback == 0.0
+    assert reward.rubric.name == "honesty" and reward.fallback == 0.5
+
+
+def test_verl_reward_kwargs_route_judging_options_to_the_judging_config(judge_env, tiny_model_dir, monkeypatch):
+    # judge_max_new_tokens is how the judge samples, not a model-loader keyword: it must reach the
+    # reward's JudgingConfig and leave the model loader's options alone
+    monkeypatch.delenv("PROMETHEUS_REWARD_MAX_NEW_TOKENS")
+    out = verl_adapter.compute_score(
+        "chat", "Blue.", "Blue", {"question": "Name a colour."},
+        judge_model=str(tiny_model_dir), judge_dtype="float32", judge_max_new_tokens=3, judge_temperature=0.0,
+        judge_mode="expected",
+    )
+    assert out["judge_unscorable"] == 0.0
+    reward = next(r for r in verl_adapter._REWARDS.values() if r.judging.max_new_tokens == 3)
+    assert reward.judging.temperature == 0.0 and reward.mode == "expected"
+    assert reward.judge.config.model_kwargs == {} and reward.judge.config.dtype == "float32"
+    assert reward.judge.backend.stats.completion_tokens <= 3  # the cap reached the judge's sampling
+    with pytest.raises(ValueError, match="unknown option.*judge_max_tokens"):
+        verl_adapter.compute_score("chat", "x", None, {"question": "q"}, judge_model=str(tiny_model_dir),
+                                   judge_max_tokens=8)

@@ -9,9 +9,11 @@ import pytest
 import torch
 
 from prometheus_reward import Grade, Judge
-from prometheus_reward.backends.base import Backend, Generation, SamplingParams
+from prometheus_reward.backends.base import SamplingParams
 from prometheus_reward.backends.transformers import TransformersBackend, plan_answer_tokens
-from prometheus_reward.judge import InputError
+from prometheus_reward.rows import RowError
+
+from conftest import ScriptedBackend  # noqa: E402  (same folder)
 
 LONG = " ".join(f"word{i}" for i in range(300))
 INSTRUCTIONS = ["Say hi.", "Explain photosynthesis in one paragraph. " * 6, "What is 2+2?", "Summarise: " + LONG]
@@ -76,7 +78,7 @@ def test_seeded_generation_is_deterministic(tiny_judge):
 
 
 def test_bad_input_names_row_and_field(tiny_judge):
-    with pytest.raises(InputError, match=r"row 1: field 'response' must be a string, got None"):
+    with pytest.raises(RowError, match=r"row 1: field 'response' must be a string, got None"):
         tiny_judge.grade(["a", "b"], ["ok", None], "helpfulness", mode="direct")
     with pytest.raises(ValueError, match=r"row 0: field 'instruction' must be a string, got int"):
         tiny_judge.grade([3], ["ok"], "helpfulness", mode="direct")
@@ -209,42 +211,6 @@ def test_answer_tokens_for_sentencepiece_and_byte_level_bpe(tiny_judge):
     assert fast.decode(lead_ab) == "[RESULT]" and len(groups_ab) == 2
 
 
-class ScriptedBackend(Backend):
-    """Replies from a script: for unit-testing retries and swap bookkeeping only."""
-
-    model_id = "scripted"
-    context_length = 100_000
-
-    def __init__(self, replies):
-        super().__init__()
-        self.replies = replies  # callable(prompt, call_index) -> text
-        self.calls = 0
-        self.prompts: list[str] = []
-
-    def format(self, system, user):
-        return f"{system}\n\n{user}"
-
-    def count_tokens(self, texts):
-        return [len(t) // 4 for t in texts]
-
-    def truncate(self, text, max_tokens, keep="head"):
-        return text[: max_tokens * 4] if keep == "head" else text[-max_tokens * 4 :]
-
-    def generate(self, prompts, sampling, *, choices=None, locate=None, num_samples=1):
-        out = []
-        for prompt in prompts:
-            gens = []
-            for _ in range(num_samples):
-                self.calls += 1
-                self.prompts.append(prompt)
-                gens.append(Generation(self.replies(prompt, self.calls)))
-            out.append(gens)
-        return out
-
-    def choice_probs(self, prefixes, choices, lead="[RESULT] "):
-        return [None for _ in prefixes]
-
-
 def test_generate_retries_unparseable_outputs_then_gives_none():
     seen: dict[str, int] = {}
 
@@ -255,7 +221,7 @@ def test_generate_retries_unparseable_outputs_then_gives_none():
 
     backend = ScriptedBackend(reply)
     judge = Judge(backend, max_retries=2)
-    first, second = judge.grade(["q1", "q2"], ["r1", "r2"], "helpfulness")
+    first, second = judge.grade(["q1", "q2"], ["r1", "r2"], "helpfulness", mode="generate")
     # row 0: "rambling" then "[RESULT] 4" (1 retry); row 1: rambling three times -> None
     assert first.score == 4 and first.samples == [4]
     assert second.score is None and second.error and backend.calls == 5
@@ -264,7 +230,7 @@ def test_generate_retries_unparseable_outputs_then_gives_none():
 def test_samples_are_averaged():
     replies = iter(["A. [RESULT] 3", "B. [RESULT] 4", "C. [RESULT] 4"])
     judge = Judge(ScriptedBackend(lambda p, i: next(replies)))
-    grade = judge.grade(["q"], ["r"], "honesty", samples=3)[0]
+    grade = judge.grade(["q"], ["r"], "honesty", mode="generate", samples=3)[0]
     assert grade.samples == [3, 4, 4] and grade.mean == pytest.approx(11 / 3) and grade.score == 4
     assert grade.feedback == "A." and grade.value == pytest.approx(11 / 3)
 
@@ -276,23 +242,23 @@ def test_compare_votes_and_swap_consistency():
         return "[RESULT] A" if "good" in a else "[RESULT] B"
 
     judge = Judge(ScriptedBackend(prefer_good))
-    pref = judge.compare(["q"], ["good answer"], ["bad answer"], "helpfulness")[0]
+    pref = judge.compare(["q"], ["good answer"], ["bad answer"], "helpfulness", mode="generate")[0]
     assert pref.winner == "A" and pref.prob_a == 1.0 and pref.consistent and pref.votes == ["A", "A"]
-    pref = judge.compare(["q"], ["bad answer"], ["good answer"], "helpfulness")[0]
+    pref = judge.compare(["q"], ["bad answer"], ["good answer"], "helpfulness", mode="generate")[0]
     assert pref.winner == "B" and pref.prob_a == 0.0 and pref.consistent
 
     # A position-biased evaluator (always "A") disagrees with itself across orders: a tie, no winner.
     biased = Judge(ScriptedBackend(lambda p, i: "[RESULT] A"))
-    pref = biased.compare(["q"], ["x"], ["y"], "helpfulness")[0]
+    pref = biased.compare(["q"], ["x"], ["y"], "helpfulness", mode="generate")[0]
     assert pref.winner is None and pref.prob_a == 0.5 and not pref.consistent and pref.votes == ["A", "B"]
     # bad rows are reported, not raised, with errors="return"
-    bad = biased.compare(["q", None], ["x", "x"], ["y", "y"], "helpfulness", errors="return")
+    bad = biased.compare(["q", None], ["x", "x"], ["y", "y"], "helpfulness", mode="generate", errors="return")
     assert bad[1].error == "row 1: field 'instruction' must be a string, got None" and bad[0].prob_a == 0.5
 
 
-def test_spec_round_trip(tiny_model_dir):
+def test_config_round_trip(tiny_model_dir):
     judge = Judge.from_pretrained(str(tiny_model_dir), dtype="float32", seed=3, max_input_tokens=900)
-    clone = Judge.from_spec(judge.spec)
+    clone = Judge.from_config(judge.config)
     assert clone.max_input_tokens == 900 and clone.sampling.seed == 3
     a = judge.grade(["q"], ["r"], "helpfulness", mode="direct")[0]
     b = clone.grade(["q"], ["r"], "helpfulness", mode="direct")[0]

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from prometheus_reward.io import iter_jsonl
+from prometheus_reward.cached import CachedJudge
 from prometheus_reward.labeling import detect_format, label_preferences, skipped_path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,8 +58,7 @@ def test_detect_format():
 
 def test_pairs_bad_rows_go_to_the_side_file(tiny_judge, tmp_path):
     out = tmp_path / "prefs.jsonl"
-    summary = label_preferences(PAIRS, tiny_judge, "helpfulness", output=out, mode="direct",
-                                cache=tmp_path / "c.sqlite", progress=False)
+    summary = label_preferences(PAIRS, CachedJudge(tiny_judge, tmp_path / "c.sqlite"), "helpfulness", output=out, mode="direct", progress=False)
     kept, skipped = assert_partition(out, len(PAIRS))
     assert {r["id"] for r in kept} == {"a", "b", "e"}
     assert {r["input_row"]: r["reason"] for r in skipped} == {
@@ -80,15 +80,13 @@ def test_pairs_bad_rows_go_to_the_side_file(tiny_judge, tmp_path):
 def test_inconsistent_policy_and_absolute_method(tiny_judge, tmp_path):
     good = [r for r in PAIRS if r.get("response_a")]
     out = tmp_path / "strict.jsonl"
-    label_preferences(good, tiny_judge, "helpfulness", output=out, mode="direct", inconsistent="skip",
-                      cache=tmp_path / "c.sqlite", progress=False)
+    label_preferences(good, CachedJudge(tiny_judge, tmp_path / "c.sqlite"), "helpfulness", output=out, mode="direct", inconsistent="skip", progress=False)
     kept, skipped = assert_partition(out, len(good))
     assert all(r["consistent"] is True for r in kept)
     assert all(r["skip_reason"] == "inconsistent" and "two orders disagree" in r["reason"] for r in skipped)
     # absolute: each response graded; the scores are expected 1-5 scores
     out = tmp_path / "abs.jsonl"
-    label_preferences(good, tiny_judge, "helpfulness", output=out, mode="direct", method="absolute",
-                      cache=tmp_path / "c.sqlite", progress=False)
+    label_preferences(good, CachedJudge(tiny_judge, tmp_path / "c.sqlite"), "helpfulness", output=out, mode="direct", method="absolute", progress=False)
     kept, skipped = assert_partition(out, len(good))
     for row in kept:
         assert 1 <= row["score_rejected"] < row["score_chosen"] <= 5 and row["consistent"] is None
@@ -97,7 +95,7 @@ def test_inconsistent_policy_and_absolute_method(tiny_judge, tmp_path):
 def test_generate_mode_judge_failures_are_skipped(tiny_judge, tmp_path):
     out = tmp_path / "gen.jsonl"
     summary = label_preferences(PAIRS[:2], tiny_judge, "helpfulness", output=out, mode="generate",
-                                max_new_tokens=4, cache=False, progress=False)
+                                max_new_tokens=4, progress=False)
     kept, skipped = assert_partition(out, 2)
     # four random tokens never end in "[RESULT] A|B"
     assert not kept and {r["skip_reason"] for r in skipped} == {"judge_error"}
@@ -113,7 +111,7 @@ def test_lists_best_vs_worst_and_all_pairs(tiny_judge, tmp_path):
     ]
     cache = tmp_path / "c.sqlite"
     out = tmp_path / "bvw.jsonl"
-    label_preferences(rows, tiny_judge, "helpfulness", output=out, mode="direct", cache=cache, progress=False)
+    label_preferences(rows, CachedJudge(tiny_judge, cache), "helpfulness", output=out, mode="direct", progress=False)
     kept, skipped = assert_partition(out, 3)
     assert [r["input_row"] for r in skipped] == [2] and "at least 2 responses" in skipped[0]["reason"]
     for row in kept:
@@ -121,8 +119,7 @@ def test_lists_best_vs_worst_and_all_pairs(tiny_judge, tmp_path):
         assert row["chosen"] == rows[row["input_row"]]["responses"][win] and win != lose
         assert row["score_chosen"] > row["score_rejected"]  # round-robin win rates
     out = tmp_path / "all.jsonl"
-    summary = label_preferences(rows, tiny_judge, "helpfulness", output=out, mode="direct", list_pairs="all",
-                                cache=cache, progress=False)
+    summary = label_preferences(rows, CachedJudge(tiny_judge, cache), "helpfulness", output=out, mode="direct", list_pairs="all", progress=False)
     kept, _ = assert_partition(out, 3, pairs_per_row=3)
     assert sorted(tuple(sorted(r["pair"])) for r in kept if r["input_row"] == 0) == [(0, 1), (0, 2), (1, 2)]
     assert all(r["pairs_in_row"] == 3 for r in kept if r["input_row"] == 0)
@@ -139,9 +136,9 @@ def test_rejudge_conversational_keeps_structure(tiny_judge, tmp_path):
         {"id": "c2", "prompt": [{"role": "assistant", "content": "no user turn"}], "chosen": "x", "rejected": "y"},
     ]
     out = tmp_path / "conv.jsonl"
-    label_preferences(rows, tiny_judge, "helpfulness", output=out, mode="direct", cache=False, progress=False)
+    label_preferences(rows, tiny_judge, "helpfulness", output=out, mode="direct", progress=False)
     kept, skipped = assert_partition(out, 3)
-    assert [(r["input_row"], r["reason"]) for r in skipped] == [(2, "row 2: field 'prompt' has no user message")]
+    assert [(r["input_row"], r["reason"]) for r in skipped] == [(2, "row 2: field 'prompt' has no user message with text")]
     by_id = {r["id"]: r for r in kept}
     assert by_id["c0"]["prompt"] == rows[0]["prompt"]
     assert {m["content"] for m in by_id["c0"]["chosen"] + by_id["c0"]["rejected"]} == {"Blue light scatters most.", "Paint."}
@@ -204,7 +201,7 @@ def test_kill_9_then_rerun_completes_without_duplicates(tiny_model_dir, tmp_path
 
     judge = Judge.from_pretrained("embedded:tiny-random", dtype="float32", seed=0)
     again = tmp_path / "again.jsonl"
-    summary2 = label_preferences(inp, judge, "helpfulness", output=again, mode="direct", cache=cache, progress=False)
+    summary2 = label_preferences(inp, CachedJudge(judge, cache), "helpfulness", output=again, mode="direct", progress=False)
     assert summary2.cache["misses"] == 0 and summary2.cache["hits"] == len(rows) - 4
     key = lambda r: r["input_row"]  # noqa: E731
     assert sorted(iter_jsonl(again), key=key) == sorted(kept, key=key)
@@ -218,10 +215,7 @@ def test_label_then_dpo_recipe_smoke(tiny_model_dir, tmp_path, monkeypatch):
         import label_then_dpo
     finally:
         sys.path.pop(0)
-    from trl import TrlParser
-
-    parser = TrlParser((label_then_dpo.LabelArguments, label_then_dpo.PolicyArguments, label_then_dpo.DPOConfig))
-    args = parser.parse_args_and_config([
+    args = label_then_dpo.make_parser().parse_args_and_config([
         "--config", "configs/label_then_dpo_smoke.yaml",
         "--labeled_output", str(tmp_path / "prefs.jsonl"),
         "--cache", str(tmp_path / "c.sqlite"),

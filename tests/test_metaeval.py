@@ -3,7 +3,6 @@ their run-as-is choice, and the whole command end to end on the tiny random judg
 
 from __future__ import annotations
 
-import argparse
 import json
 import warnings
 from pathlib import Path
@@ -271,12 +270,9 @@ def test_benchmark_rows_reach_the_model_byte_for_byte(tiny_judge, shared_data):
 
 # -- the command end to end on the tiny random judge --------------------------------------------------------------
 def _cli(argv):
-    from prometheus_reward import metaeval
+    from prometheus_reward.cli import main
 
-    parser = argparse.ArgumentParser(prog="prometheus-reward")
-    metaeval.add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return main(argv)
 
 
 @pytest.fixture(scope="module")
@@ -324,7 +320,7 @@ def test_cli_vicuna_expected_gives_integer_and_expected_side_by_side(tiny_dir, s
     assert json.loads((again / "results.json").read_text())["metrics"] == m
 
 
-def test_cli_hhh_both_protocols_and_resume(tiny_dir, shared_data, tmp_path):
+def test_cli_hhh_both_protocols_and_resume(tiny_dir, shared_data, tmp_path, capsys):
     result, predictions = _run(tiny_dir, tmp_path, "--benchmark", "hhh", "--data", str(shared_data),
                                "--limit", "1", "--samples", "1")
     assert result["protocols"] == ["absolute", "relative"]
@@ -341,9 +337,11 @@ def test_cli_hhh_both_protocols_and_resume(tiny_dir, shared_data, tmp_path):
     after = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
     assert [r["id"] for r in after] == [0, 1] and after[:1] == predictions
     assert json.loads((tmp_path / "run.json").read_text())["resumed_rows"] == 1
-    with pytest.raises(SystemExit, match="settings differ"):
-        _cli(["meta-eval", "--model", tiny_dir, "--dtype", "float32", "--benchmark", "hhh", "--data", str(shared_data),
-              "--limit", "2", "--samples", "2", "--resume", "--output-dir", str(tmp_path)])
+    capsys.readouterr()
+    assert _cli(["meta-eval", "--model", tiny_dir, "--dtype", "float32", "--benchmark", "hhh", "--data", str(shared_data),
+                 "--limit", "2", "--samples", "2", "--resume", "--output-dir", str(tmp_path)]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # after the model's loading bar
+    assert last.startswith("error: cannot resume in") and "settings differ" in last
 
 
 def test_cli_autoj_and_mt_bench_in_generate_mode(tiny_dir, shared_data, tmp_path):
@@ -378,12 +376,13 @@ def test_cli_custom_absolute_and_pairwise_with_ties(tiny_dir, tmp_path):
     assert [p["label"] for p in predictions] == [0, 1, 2]
 
 
-def test_cli_bad_data_fails_before_loading_the_model(tmp_path):
+def test_cli_bad_data_fails_before_loading_the_model(tmp_path, capsys):
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"instruction": "q", "response": "r", "rubric": "helpfulness", "gold_score": "high"}) + "\n")
-    with pytest.raises(SystemExit, match=r"row 0: field 'gold_score'"):
-        _cli(["meta-eval", "--model", str(tmp_path / "no-such-model"), "--benchmark", "custom", "--data", str(bad),
-              "--output-dir", str(tmp_path / "out")])
+    assert _cli(["meta-eval", "--model", str(tmp_path / "no-such-model"), "--benchmark", "custom", "--data", str(bad),
+                 "--output-dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "row 0: field 'gold_score'" in err and err.startswith("error: ") and err.count("\n") == 1
 
 
 def test_compute_metrics_on_hand_made_pair_records():

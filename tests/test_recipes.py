@@ -130,15 +130,16 @@ def test_online_dpo_smoke_recipe_with_pairwise_reward(tiny_model_dir, tmp_path, 
     recipe = _recipe("online_dpo")
     seen: list[tuple[list, list[str]]] = []
 
-    class Recording(PairwiseReward):
-        def __call__(self, prompts=None, completions=(), completion_ids=None, **kwargs):
-            seen.append((list(prompts), sorted(kwargs)))
-            return super().__call__(prompts, completions, completion_ids, **kwargs)
-
     real_build = recipe.build_reward
 
     def build(args, layout="group"):
         reward = real_build(args, layout=layout)
+
+        class Recording(type(reward)):  # the layout's class (OnlineDPOPairwiseReward), recording its calls
+            def __call__(self, prompts=None, completions=(), completion_ids=None, **kwargs):
+                seen.append((list(prompts), sorted(kwargs)))
+                return super().__call__(prompts, completions, completion_ids, **kwargs)
+
         reward.__class__ = Recording
         return reward
 

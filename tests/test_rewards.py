@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from prometheus_reward import Judge, PairwiseReward, RubricReward
-from prometheus_reward.completions import completion_text, group_key, prompt_text, untemplate_prompt
+from prometheus_reward.rows import group_key, prompt_text, response_text, untemplate_prompt
 from prometheus_reward.rewards import (
     AsyncPairwiseReward,
     AsyncRubricReward,
@@ -43,7 +43,7 @@ class SpyJudge(Judge):
     """A real judge that remembers what it was asked (to check per-row routing)."""
 
     def __init__(self, judge: Judge):
-        super().__init__(judge.backend, sampling=judge.sampling, spec=judge.spec)
+        super().__init__(judge.backend, sampling=judge.sampling, config=judge.config)
         self.calls: list[tuple[str, tuple, dict]] = []
 
     def grade(self, *args, **kwargs):
@@ -77,16 +77,16 @@ class FailingBackend:
 
 
 def test_completion_and_prompt_extraction():
-    assert completion_text("plain") == "plain"
-    assert completion_text([{"role": "assistant", "content": "Hi!"}]) == "Hi!"
+    assert response_text("plain") == "plain"
+    assert response_text([{"role": "assistant", "content": "Hi!"}]) == "Hi!"
     tool_run = [
         {"role": "assistant", "content": "", "tool_calls": [{"type": "function", "function": {"name": "calc", "arguments": {"x": 2}}}]},
         {"role": "tool", "name": "calc", "content": "4"},
         {"role": "assistant", "content": [{"type": "text", "text": "The answer is 4."}]},
     ]
-    assert completion_text(tool_run) == "The answer is 4."
-    assert completion_text(tool_run[:2]) == '[tool call] calc({"x": 2})'
-    assert completion_text(None) is None and completion_text(42) is None
+    assert response_text(tool_run) == "The answer is 4."
+    assert response_text(tool_run[:2]) == '[tool call] calc({"x": 2})'
+    assert response_text(None) is None and response_text(42) is None
     assert prompt_text([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Why?"}]) == "Why?"
     multi = prompt_text([{"role": "user", "content": "Name a fruit."}, {"role": "assistant", "content": "Apple."}, {"role": "user", "content": "Its colour?"}])
     assert multi.endswith("Its colour?") and "assistant: Apple." in multi
@@ -99,7 +99,7 @@ def test_completion_and_prompt_extraction():
 
 
 def test_rubric_reward_standard_and_conversational_rows(tiny_judge):
-    reward = RubricReward(tiny_judge, rubric="helpfulness", generation_kwargs=GEN)
+    reward = RubricReward(tiny_judge, rubric="helpfulness", sampling=GEN)
     assert not isinstance(reward, torch.nn.Module)
     log = Recorder()
     prompts = ["Why is the sky blue?", [{"role": "user", "content": "Name a planet."}], "Say hi."]
@@ -118,7 +118,7 @@ def test_rubric_reward_standard_and_conversational_rows(tiny_judge):
 
 def test_per_row_rubric_and_reference_columns_override_defaults(tiny_judge):
     spy = SpyJudge(tiny_judge)
-    reward = RubricReward(spy, rubric="helpfulness", reference_answer="default ref", generation_kwargs=GEN)
+    reward = RubricReward(spy, rubric="helpfulness", reference_answer="default ref", sampling=GEN)
     custom = {"criteria": "Is it short?", "score1_description": "a", "score2_description": "b",
               "score3_description": "c", "score4_description": "d", "score5_description": "e", "scores": None}
     reward(
@@ -138,7 +138,7 @@ def test_per_row_rubric_and_reference_columns_override_defaults(tiny_judge):
 
 
 def test_unscorable_rows_return_none_or_fallback_only_for_those_rows(tiny_judge, caplog):
-    reward = RubricReward(tiny_judge, generation_kwargs=GEN)  # no default rubric
+    reward = RubricReward(tiny_judge, sampling=GEN)  # no default rubric
     log = Recorder()
     with caplog.at_level(logging.WARNING, logger="prometheus_reward.rewards"):
         rewards = reward(
@@ -151,18 +151,18 @@ def test_unscorable_rows_return_none_or_fallback_only_for_those_rows(tiny_judge,
     assert rewards[1] is None and rewards[2] is None and rewards[3] is None
     assert "3 of 4 rows unscorable" in caplog.text
     feedback = log.extra[f"{reward.__name__}/feedback"]
-    assert feedback[1] == "[unscorable] row 1: field 'completion' is neither a string nor chat messages with an assistant turn"
+    assert feedback[1] == "[unscorable] row 1: field 'completion' must be a string or assistant messages, got None"
     assert "row 2: field 'rubric' is empty" in feedback[2]
     assert log.metrics[f"rewards/{reward.__name__}/unscorable_frac"] == 0.75
 
-    with_fallback = RubricReward(tiny_judge, rubric="helpfulness", fallback=-1.0, generation_kwargs=GEN)
+    with_fallback = RubricReward(tiny_judge, rubric="helpfulness", fallback=-1.0, sampling=GEN)
     out = with_fallback(prompts=["q0", "q1"], completions=["fine", None])
     assert out[1] == -1.0 and out[0] != -1.0
 
 
 def test_judge_crash_and_timeout_turn_the_batch_unscorable(tiny_judge, caplog):
-    broken = Judge(FailingBackend(tiny_judge.backend, "fail"), spec=tiny_judge.spec)
-    reward = RubricReward(broken, rubric="helpfulness", generation_kwargs=GEN)
+    broken = Judge(FailingBackend(tiny_judge.backend, "fail"), config=tiny_judge.config)
+    reward = RubricReward(broken, rubric="helpfulness", sampling=GEN)
     log = Recorder()
     with caplog.at_level(logging.WARNING, logger="prometheus_reward.rewards"):
         assert reward(prompts=["a", "b"], completions=["x", "y"], **log.kwargs()) == [None, None]
@@ -170,7 +170,7 @@ def test_judge_crash_and_timeout_turn_the_batch_unscorable(tiny_judge, caplog):
     assert log.metrics[f"rewards/{reward.__name__}/unscorable_frac"] == 1.0
 
     blocking = FailingBackend(tiny_judge.backend, "block")
-    slow = RubricReward(Judge(blocking, spec=tiny_judge.spec), rubric="helpfulness", timeout=0.2, generation_kwargs=GEN)
+    slow = RubricReward(Judge(blocking, config=tiny_judge.config), rubric="helpfulness", timeout=0.2, sampling=GEN)
     assert slow(prompts=["a"], completions=["x"]) == [None]  # deadline passed
     assert slow(prompts=["a"], completions=["x"]) == [None]  # still busy: skipped, no second thread
     assert "still running" in caplog.text
@@ -190,13 +190,13 @@ def test_unique_names_and_async_flavour(tiny_judge):
     assert a.__name__ == "prometheus_honesty" or a.__name__.startswith("prometheus_honesty_")
     assert len({a.__name__, b.__name__, c.__name__}) == 3 and c.__name__ == "custom_name"
     assert get_callable_name(b) == b.__name__
-    areward = AsyncRubricReward(tiny_judge, rubric="honesty", generation_kwargs=GEN, timeout=60)
+    areward = AsyncRubricReward(tiny_judge, rubric="honesty", sampling=GEN, timeout=60)
     assert is_async_callable(areward) and not is_async_callable(a)
     assert is_async_callable(AsyncPairwiseReward(tiny_judge, rubric="honesty", layout="group"))
 
     async def both():
         # two async rewards awaited together, as GRPO/RLOO do with asyncio.gather
-        other = AsyncRubricReward(tiny_judge, rubric="helpfulness", generation_kwargs=GEN)
+        other = AsyncRubricReward(tiny_judge, rubric="helpfulness", sampling=GEN)
         return await asyncio.gather(
             areward(prompts=["q", "q"], completions=["x", "y"]), other(prompts=["q", "q"], completions=["x", "y"])
         )
@@ -206,7 +206,7 @@ def test_unique_names_and_async_flavour(tiny_judge):
 
 
 def test_zscore_normalisation_runs_per_rubric(tiny_judge):
-    reward = RubricReward(tiny_judge, rubric="helpfulness", normalize="zscore", generation_kwargs=GEN)
+    reward = RubricReward(tiny_judge, rubric="helpfulness", normalize="zscore", sampling=GEN)
     out = reward(prompts=["q"] * 4, completions=["a", "bb", "ccc", "dddd"], rubric=["helpfulness", "helpfulness", "honesty", "honesty"])
     assert reward.normalizer.stats("helpfulness")[0] == 2 and reward.normalizer.stats("honesty")[0] == 2
     assert out[0] == pytest.approx(-out[1], abs=1e-6) and out[2] == pytest.approx(-out[3], abs=1e-6)
@@ -221,7 +221,7 @@ def _score_in_child(blob: bytes, queue) -> None:
 
 
 def test_pickles_without_weights_and_rebuilds_in_a_spawned_process(tiny_judge):
-    reward = RubricReward(tiny_judge, rubric="helpfulness", generation_kwargs=GEN)
+    reward = RubricReward(tiny_judge, rubric="helpfulness", sampling=GEN)
     blob = pickle.dumps(reward)
     assert len(blob) < 20_000  # the spec and settings, not the model
     copy = pickle.loads(blob)
@@ -235,7 +235,7 @@ def test_pickles_without_weights_and_rebuilds_in_a_spawned_process(tiny_judge):
     assert len(result) == 1 and isinstance(result[0], float)
 
     bare = RubricReward(Judge(tiny_judge.backend), rubric="helpfulness")
-    with pytest.raises(TypeError, match="has no spec"):
+    with pytest.raises(TypeError, match="has no config"):
         pickle.dumps(bare)
 
 
@@ -244,7 +244,7 @@ def test_pickles_without_weights_and_rebuilds_in_a_spawned_process(tiny_judge):
 
 def test_pairwise_online_dpo_layout_both_orders(tiny_judge):
     spy = SpyJudge(tiny_judge)
-    reward = PairwiseReward(spy, rubric="helpfulness", generation_kwargs=GEN)
+    reward = PairwiseReward(spy, rubric="helpfulness", sampling=GEN)
     log = Recorder()
     prompts = ["p0", "p1", "p2", "p0", "p1", "other"]  # row 2 and row 5 do not share a prompt
     completions = ["a0", "a1", "a2", "b0", "b1", "b2"]
@@ -261,7 +261,7 @@ def test_pairwise_online_dpo_layout_both_orders(tiny_judge):
 
 def test_pairwise_group_mode_groups_by_prompt_identity(tiny_judge):
     spy = SpyJudge(tiny_judge)
-    reward = PairwiseReward(spy, rubric="helpfulness", layout="group", anchor="group", generation_kwargs=GEN)
+    reward = PairwiseReward(spy, rubric="helpfulness", layout="group", anchor="group", sampling=GEN)
     # a group split and interleaved: positions say nothing, prompts do
     prompts = ["A", "B", [{"role": "user", "content": "C"}], "A", "B", [{"role": "user", "content": "C"}], "A"]
     completions = ["a1", "b1", "c1", "a2", "b2", [{"role": "assistant", "content": "c2"}], "a3"]
@@ -274,7 +274,7 @@ def test_pairwise_group_mode_groups_by_prompt_identity(tiny_judge):
     assert sum(r == 0.5 for r in rewards) >= 3  # one anchor per group ties with itself
     assert all(r is not None and 0.0 <= r <= 1.0 for r in rewards)
 
-    with_reference = PairwiseReward(spy, rubric="helpfulness", layout="group", anchor="reference", generation_kwargs=GEN)
+    with_reference = PairwiseReward(spy, rubric="helpfulness", layout="group", anchor="reference", sampling=GEN)
     out = with_reference(prompts=["A", "A", "B"], completions=["x", "y", "z"], reference_answer=["ref A", "ref A", None])
     assert out[2] is None and out[0] is not None
     _, args, _ = spy.calls[-1]
@@ -289,16 +289,17 @@ def test_reward_from_config_env_and_recipe_arguments(tiny_model_dir, tmp_path):
     path.write_text(f"judge:\n  model: {tiny_model_dir}\n  dtype: float32\nrubric: honesty\nmode: direct\n")
     config = reward_config_from_env({"PROMETHEUS_REWARD_CONFIG": str(path), "PROMETHEUS_REWARD_FALLBACK": "0.0",
                                      "PROMETHEUS_REWARD_MAX_NEW_TOKENS": "8"})
-    assert config["fallback"] == 0.0 and config["mode"] == "direct" and config["generation_kwargs"] == {"max_new_tokens": 8}
+    assert config["fallback"] == 0.0 and config["mode"] == "direct" and config["sampling"] == {"max_new_tokens": 8}
     reward = reward_from_config(config)
     assert reward._judge is None  # lazy
     out = reward(prompts=["q"], completions=["a"])
-    assert isinstance(out[0], float) and reward.judge.spec["dtype"] == "float32"
+    assert isinstance(out[0], float) and reward.judge.config.dtype == "float32"
+    assert reward.judging.max_new_tokens == 8 and reward.mode == "direct"
     with pytest.raises(ValueError, match="unknown reward config key"):
         reward_from_config({"judge": {"model": "x"}, "rubrik": "typo"})
     remote = build_reward(RewardArguments(judge_model="m", judge_base_urls=["http://127.0.0.1:9/v1"], reward_type="pairwise", async_reward=True))
-    assert isinstance(remote, AsyncPairwiseReward) and remote._judge_spec["backend"] == "openai"
-    assert remote._judge_spec["base_urls"] == ["http://127.0.0.1:9/v1"] and "dtype" not in remote._judge_spec
+    assert isinstance(remote, AsyncPairwiseReward) and remote._judge_config.is_remote
+    assert remote._judge_config.base_urls == ["http://127.0.0.1:9/v1"] and remote._judge_config.model == "m"
 
 
 def test_bad_construction_fails_early(tiny_judge):
@@ -306,8 +307,8 @@ def test_bad_construction_fails_early(tiny_judge):
         RubricReward(tiny_judge, rubric="helpfulness", mode="fast")
     with pytest.raises(ValueError, match="unknown rubric preset|rubric"):
         RubricReward(tiny_judge, rubric={"no": "criteria"})
-    with pytest.raises(TypeError, match="unknown generation option"):
-        RubricReward(tiny_judge, rubric="helpfulness", generation_kwargs={"max_tokens": 8})
+    with pytest.raises(ValueError, match="unknown JudgingConfig option.*max_tokens"):
+        RubricReward(tiny_judge, rubric="helpfulness", sampling={"max_tokens": 8})
     with pytest.raises(ValueError, match="unknown layout"):
         PairwiseReward(tiny_judge, layout="pairs")
     assert math.isclose(RubricReward(tiny_judge, rubric="helpfulness", fallback=0).fallback, 0.0)

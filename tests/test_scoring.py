@@ -11,7 +11,6 @@ from prometheus_reward.scoring import (
     expected_score,
     mean_probs,
     pairwise_reward,
-    softmax,
 )
 from prometheus_reward.truncation import PromptTooLong, fit_prompt, water_fill
 
@@ -25,9 +24,7 @@ def test_expected_score():
     assert expected_score([0.5, 0.5]) is None
 
 
-def test_softmax_and_mean_probs():
-    p = softmax([1000.0, 1000.0, -1000.0])
-    assert p == pytest.approx([0.5, 0.5, 0.0])
+def test_mean_probs():
     assert mean_probs([[1, 0, 0, 0, 0], None, [0, 0, 0, 0, 1]]) == [0.5, 0, 0, 0, 0.5]
     assert mean_probs([None]) is None
 

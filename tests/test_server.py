@@ -64,7 +64,7 @@ class ServeProcess:
 @pytest.fixture(scope="module")
 def served(tiny_model_dir):
     server = ServeProcess([
-        "--model", str(tiny_model_dir), "--dtype", "float32", "--mode", "direct", "--token", TOKEN,
+        "--model", str(tiny_model_dir), "--dtype", "float32", "--mode", "direct", "--normalize", "symmetric", "--token", TOKEN,
         "--max-wait-ms", "20", "--max-request-rows", "100", "--max-body-mb", "0.25",
     ]).start()
     yield server
@@ -87,8 +87,9 @@ def test_get_reward_matches_the_judge_and_openrlhf_shapes(served, tiny_judge):
     assert set(data) == {"rewards", "scores", "extra_logs"}
     assert all(isinstance(x, float) for x in data["rewards"]) and len(data["rewards"]) == 3
     assert data["extra_logs"]["unscorable"] == [0.0, 0.0, 0.0]
-    # the graded response is the query minus its prompt; rewards are (score - 3) / 2
-    grades = tiny_judge.grade(prompts, responses, "helpfulness", mode="direct")
+    # the graded response is the query minus its prompt (read as the OpenRLHF adapter reads it: special
+    # tokens and surrounding whitespace removed); rewards are (score - 3) / 2
+    grades = tiny_judge.grade(prompts, [r.strip() for r in responses], "helpfulness", mode="direct")
     want = Normalizer("symmetric")([g.value for g in grades])
     assert data["rewards"] == pytest.approx(want, abs=1e-4)
     assert data["extra_logs"]["judge_score"] == pytest.approx([g.value for g in grades], abs=1e-4)
@@ -163,7 +164,7 @@ def test_64_concurrent_clients_all_answered_correctly_with_batching(served, tiny
     prompts = [p for a in answers for p in a[0]]
     responses = [r for a in answers for r in a[1]]
     got = [x for a in answers for x in a[2]]
-    want = Normalizer("symmetric")([g.value for g in tiny_judge.grade(prompts, responses, "helpfulness", mode="direct")])
+    want = Normalizer("symmetric")([g.value for g in tiny_judge.grade(prompts, [r.strip() for r in responses], "helpfulness", mode="direct")])
     assert got == pytest.approx(want, abs=1e-4)  # every answer belongs to its own request
     after = httpx.get(served.url + "/metrics", headers=AUTH, timeout=10).json()
     # each request counted once, each row judged once, and requests were merged into batches
@@ -187,7 +188,8 @@ def test_server_over_failing_upstream_flags_unscorable_then_recovers():
         body = {"query": ["Q1 A1", "Q2 A2"], "prompts": ["Q1", "Q2"]}
         script.fail = 10_000  # upstream down (503 to everything)
         down = httpx.post(server.url + "/get_reward", json=body, timeout=120).json()
-        assert down["extra_logs"]["unscorable"] == [1.0, 1.0] and down["rewards"] == [0.0, 0.0]
+        # unscorable rows get the neutral reward (0.5 = a score of 3 under the default linear mapping)
+        assert down["extra_logs"]["unscorable"] == [1.0, 1.0] and down["rewards"] == [0.5, 0.5]
         script.fail = 0
         up = httpx.post(server.url + "/get_reward", json=body, timeout=120).json()
         assert up["extra_logs"]["unscorable"] == [0.0, 0.0]
@@ -203,10 +205,10 @@ def test_server_over_failing_upstream_flags_unscorable_then_recovers():
 
 
 def test_serve_subcommand_registers_its_options():
-    from prometheus_reward.server import add_parser
+    from prometheus_reward.cli.serve import make_parser
 
     parser = argparse.ArgumentParser()
-    add_parser(parser.add_subparsers(dest="command"))
+    make_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["serve", "--model", "m", "--mode", "direct", "--token", "t", "--max-wait-ms", "5"])
     assert (args.host, args.port, args.mode, args.token, args.max_wait_ms) == ("127.0.0.1", 8000, "direct", "t", 5.0)
     assert callable(args.func)

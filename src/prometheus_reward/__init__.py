@@ -11,12 +11,13 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+from .cached import CachedJudge
+from .config import DEFAULT_EVALUATOR, JudgeConfig, JudgingConfig
 from .grades import Grade, Preference
 from .judge import Judge
 from .rubric import Rubric
 
 __version__ = "0.1.0"
-DEFAULT_EVALUATOR = "prometheus-eval/prometheus-7b-v2.0"
 
 # Heavier parts load on first use (TRL is only needed for the reward functions).
 _LAZY = {
@@ -27,7 +28,8 @@ _LAZY = {
     "reward_from_config": "prometheus_reward.rewards",
 }
 
-__all__ = ["DEFAULT_EVALUATOR", "Grade", "Judge", "Preference", "Rubric", *_LAZY]
+__all__ = ["DEFAULT_EVALUATOR", "CachedJudge", "Grade", "Judge", "JudgeConfig", "JudgingConfig", "Preference", "Rubric",
+           *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -29,7 +29,11 @@ def read_rows(path: str | Path, limit: int | None = None) -> list[dict[str, Any]
     if fmt is None:
         raise ValueError(f"{path}: unsupported format {path.suffix!r}; use .jsonl, .json, .csv or .parquet")
     from datasets import load_dataset
+    from datasets.utils import logging as datasets_logging
 
+    # datasets' "Generating train split" bars are noise for a small local file
+    bars = datasets_logging.is_progress_bar_enabled()
+    datasets_logging.disable_progress_bar()
     try:
         dataset = load_dataset(fmt, data_files=str(path), split="train")
     except Exception as err:
@@ -41,6 +45,9 @@ def read_rows(path: str | Path, limit: int | None = None) -> list[dict[str, Any]
         logger.warning("%s: columns mix types (%s); reading it row by row", path, type(err).__name__)
         rows = list(iter_jsonl(path))
         return rows[:limit] if limit is not None else rows
+    finally:
+        if bars:
+            datasets_logging.enable_progress_bar()
     if limit is not None:
         dataset = dataset.select(range(min(limit, len(dataset))))
     return dataset.to_list()

@@ -13,14 +13,17 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping, Sequence
 
 from .backends.base import Backend, Generation, SamplingParams
+from .config import MODES, JudgeConfig, JudgingConfig, from_mapping
 from .grades import Grade, Preference
 from .parsing import parse_absolute_output, parse_relative_output
+from .rows import RowError, RubricColumn, column, require_text
 from .rubric import Rubric
 from .scoring import expected_score, mean_probs
 from .templates import (
@@ -36,14 +39,9 @@ from .truncation import PromptTooLong, fit_prompt
 logger = logging.getLogger(__name__)
 
 Mode = Literal["generate", "expected", "direct"]
-MODES: tuple[str, ...] = ("generate", "expected", "direct")
+DEFAULT_MODE: str = JudgingConfig.mode  # the one default, declared in config.py
 SCORE_CHOICES = ("1", "2", "3", "4", "5")
 PAIR_CHOICES = ("A", "B")
-RubricLike = "Rubric | Mapping[str, Any] | str"
-
-
-class InputError(ValueError):
-    """Bad input, naming the row and the field."""
 
 
 @dataclass
@@ -54,16 +52,16 @@ class _Prepared:
     fields: dict[str, str | None] | None = None
 
 
-def _broadcast(value: Any, n: int, name: str) -> list[Any]:
-    if isinstance(value, (list, tuple)):
-        if len(value) != n:
-            raise InputError(f"{name} has {len(value)} values for {n} rows")
-        return list(value)
-    return [value] * n
-
-
 def _round_half_up(x: float) -> int:
     return int(math.floor(x + 0.5))
+
+
+def _config_from_options(options: Mapping[str, Any], **fixed: Any) -> JudgeConfig:
+    """A JudgeConfig from constructor keywords: config fields by name, the rest as model_kwargs."""
+    names = {f.name for f in dataclasses.fields(JudgeConfig)} - {"model_kwargs"}
+    known = {k: v for k, v in options.items() if k in names}
+    extra = {**dict(options.get("model_kwargs") or {}), **{k: v for k, v in options.items() if k not in names and k != "model_kwargs"}}
+    return JudgeConfig(**known, **fixed, model_kwargs=extra)
 
 
 class Judge:
@@ -77,7 +75,8 @@ class Judge:
         max_retries: re-samples for outputs without a parseable result (``generate`` mode).
         relative_variant: wording of the pairwise prompt (see :mod:`prometheus_reward.templates`).
         seed: seed for sampling (deterministic for the same inputs and batching).
-        spec: how to rebuild this judge in another process (set by the constructors).
+        config: the :class:`~prometheus_reward.config.JudgeConfig` that rebuilds this judge in
+            another process (set by the constructors; None for a judge over a hand-made backend).
     """
 
     def __init__(
@@ -86,10 +85,10 @@ class Judge:
         *,
         sampling: SamplingParams | None = None,
         max_input_tokens: int | None = None,
-        max_retries: int = 2,
+        max_retries: int = JudgeConfig.max_retries,
         relative_variant: RelativeVariant = DEFAULT_RELATIVE_VARIANT,
         seed: int | None = None,
-        spec: dict[str, Any] | None = None,
+        config: JudgeConfig | None = None,
     ):
         self.backend = backend
         sampling = sampling or SamplingParams()
@@ -97,78 +96,73 @@ class Judge:
         self.max_input_tokens = max_input_tokens
         self.max_retries = max_retries
         self.relative_variant = relative_variant
-        self.spec = spec
+        self.config = config
 
     # -- constructors ------------------------------------------------------------------------------
     @classmethod
-    def from_pretrained(
-        cls,
-        path_or_id: str,
-        dtype: str = "auto",
-        device_map: str | dict | None = None,
-        adapter: str | None = None,
-        max_input_tokens: int | None = None,
-        seed: int | None = None,
-        *,
-        sampling: SamplingParams | None = None,
-        max_retries: int = 2,
-        relative_variant: RelativeVariant = DEFAULT_RELATIVE_VARIANT,
-        **model_kwargs: Any,
-    ) -> "Judge":
+    def from_config(cls, config: JudgeConfig | Mapping[str, Any]) -> "Judge":
+        """The judge a :class:`~prometheus_reward.config.JudgeConfig` (or its dict) describes: a
+        local evaluator through transformers, or OpenAI-compatible servers when ``base_urls`` is set.
+
+        Example:
+            >>> judge = Judge.from_config({"model": "embedded:tiny-random", "dtype": "float32"})  # doctest: +SKIP
+        """
+        if not isinstance(config, JudgeConfig):
+            config = from_mapping(JudgeConfig, config, "judge config")
+        if config.is_remote:
+            import os
+
+            from .backends.openai import OpenAIBackend
+
+            extra = dict(config.model_kwargs)
+            api_key = extra.pop("api_key", None) or os.environ.get(config.api_key_env)
+            backend: Backend = OpenAIBackend(
+                config.base_urls, config.model, api_key=api_key, api=config.api,
+                tokenizer=None if config.tokenizer == "none" else config.tokenizer, family=config.family,
+                timeout=config.request_timeout, max_concurrency=config.max_concurrency,
+                max_attempts=config.max_attempts, **extra,
+            )
+        else:
+            from .backends.transformers import TransformersBackend
+
+            backend = TransformersBackend.from_pretrained(
+                config.model, dtype=config.dtype, device_map=config.device_map, adapter=config.adapter,
+                family=config.family, max_batch_tokens=config.max_batch_tokens,
+                max_forward_tokens=config.max_forward_tokens, **config.model_kwargs,
+            )
+        return cls(backend, max_input_tokens=config.max_input_tokens, max_retries=config.max_retries,
+                   relative_variant=config.relative_variant, seed=config.seed, config=config)
+
+    @classmethod
+    def from_pretrained(cls, path_or_id: str, **options: Any) -> "Judge":
         """Load a local evaluator with transformers (hub id, folder, or ``"embedded"``).
 
-        ``model_kwargs`` go to :meth:`TransformersBackend.from_pretrained` (``family``,
-        ``max_batch_tokens``, ``attn_implementation``, ``revision``...) and on to
-        ``AutoModelForCausalLM.from_pretrained``.
-        """
-        from .backends.transformers import TransformersBackend
+        ``options`` are :class:`~prometheus_reward.config.JudgeConfig` fields (``dtype``,
+        ``device_map``, ``adapter``, ``seed``, ``max_batch_tokens``...); any other keyword goes to
+        ``AutoModelForCausalLM.from_pretrained`` (``attn_implementation``, ``revision``...).
 
-        backend = TransformersBackend.from_pretrained(
-            path_or_id, dtype=dtype, device_map=device_map, adapter=adapter, **model_kwargs
-        )
-        options = dict(sampling=sampling, max_input_tokens=max_input_tokens, max_retries=max_retries,
-                       relative_variant=relative_variant, seed=seed)
-        spec = {"backend": "transformers", "path_or_id": path_or_id, "dtype": dtype, "device_map": device_map,
-                "adapter": adapter, **options, **model_kwargs}
-        return cls(backend, spec=spec, **options)
+        Example:
+            >>> judge = Judge.from_pretrained("prometheus-eval/prometheus-7b-v2.0", dtype="bfloat16")  # doctest: +SKIP
+        """
+        return cls.from_config(_config_from_options(options, model=path_or_id))
 
     @classmethod
-    def from_openai(
-        cls,
-        base_urls: str | Sequence[str],
-        model: str,
-        api_key: str | None = None,
-        *,
-        max_input_tokens: int | None = None,
-        seed: int | None = None,
-        sampling: SamplingParams | None = None,
-        max_retries: int = 2,
-        relative_variant: RelativeVariant = DEFAULT_RELATIVE_VARIANT,
-        **backend_kwargs: Any,
-    ) -> "Judge":
+    def from_openai(cls, base_urls: str | Sequence[str], model: str, api_key: str | None = None,
+                    **options: Any) -> "Judge":
         """Judge through OpenAI-compatible server(s) (vLLM, SGLang, TGI, llama.cpp, ``transformers serve``).
 
-        ``backend_kwargs`` go to :class:`~prometheus_reward.backends.openai.OpenAIBackend`.
+        ``options`` are :class:`~prometheus_reward.config.JudgeConfig` fields (``api``,
+        ``request_timeout``, ``max_concurrency``...); other keywords go to
+        :class:`~prometheus_reward.backends.openai.OpenAIBackend` (``cooldown``, ``extra_body``...).
+        ``api_key`` defaults to the environment variable named by ``api_key_env``.
+
+        Example:
+            >>> judge = Judge.from_openai("http://127.0.0.1:8000/v1", "prometheus-eval/prometheus-7b-v2.0")  # doctest: +SKIP
         """
-        from .backends.openai import OpenAIBackend
-
-        backend = OpenAIBackend(base_urls, model, api_key=api_key, **backend_kwargs)
-        options = dict(sampling=sampling, max_input_tokens=max_input_tokens, max_retries=max_retries,
-                       relative_variant=relative_variant, seed=seed)
-        spec = {"backend": "openai", "base_urls": base_urls, "model": model, "api_key": api_key,
-                **options, **backend_kwargs}
-        return cls(backend, spec=spec, **options)
-
-    @classmethod
-    def from_spec(cls, spec: Mapping[str, Any]) -> "Judge":
-        """Rebuild a judge from its ``spec`` (used to unpickle reward functions in workers)."""
-        spec = dict(spec)
-        kind = spec.pop("backend")
-        if kind == "transformers":
-            return cls.from_pretrained(spec.pop("path_or_id"), **spec)
-        if kind == "openai":
-            return cls.from_openai(**spec)  # type: ignore[attr-defined]
-        raise ValueError(f"unknown backend kind {kind!r} in judge spec")
+        urls = [base_urls] if isinstance(base_urls, str) else list(base_urls)
+        if api_key is not None:
+            options = {**options, "api_key": api_key}
+        return cls.from_config(_config_from_options(options, model=model, base_urls=urls))
 
     @property
     def model_id(self) -> str:
@@ -180,15 +174,6 @@ class Judge:
             return self.max_input_tokens
         reserve = 8 if mode == "direct" else sampling.max_new_tokens
         return max(self.backend.context_length - reserve, 64)
-
-    @staticmethod
-    def _check_text(value: Any, row: int, name: str, optional: bool = False) -> str:
-        if value is None and optional:
-            return None  # type: ignore[return-value]
-        if not isinstance(value, str):
-            got = "None" if value is None else type(value).__name__
-            raise InputError(f"row {row}: field '{name}' must be a string, got {got}")
-        return value
 
     def _prepare(
         self,
@@ -216,43 +201,37 @@ class Judge:
             return _Prepared(None, True, str(err))
         return _Prepared(prompt, truncated, None, used)
 
-    def _validate_rows(
-        self, columns: dict[str, list[Any]], optional: set[str], errors: str
-    ) -> list[str | None]:
+    @staticmethod
+    def _validate_rows(columns: dict[str, list[Any]], optional: set[str], errors: str) -> list[str | None]:
         """Per-row error messages (None when the row is fine); raises in ``errors="raise"``."""
         n = len(next(iter(columns.values())))
         problems: list[str | None] = [None] * n
         for row in range(n):
             for name, values in columns.items():
                 try:
-                    self._check_text(values[row], row, name, optional=name in optional)
-                except InputError as err:
+                    require_text(values[row], row, name, optional=name in optional)
+                except RowError as err:
                     if errors == "raise":
                         raise
                     problems[row] = str(err)
                     break
         return problems
 
-    def _rubrics(self, rubric: Any, n: int, errors: str) -> tuple[list[Rubric | None], list[str | None]]:
-        values = _broadcast(rubric, n, "rubric")
-        rubrics: list[Rubric | None] = []
+    @staticmethod
+    def _rubrics(rubric: Any, n: int, errors: str) -> tuple[list[Any], list[str | None]]:
+        cells = column(rubric, n, "rubric")
+        resolver = RubricColumn()
+        rubrics: list[Any] = []
         problems: list[str | None] = []
-        cache: dict[int, Rubric] = {}
-        for row, value in enumerate(values):
+        for row, cell in enumerate(cells):
             try:
-                if value is None:
-                    raise ValueError("no rubric given")
-                key = id(value)
-                if key not in cache:
-                    cache[key] = Rubric.coerce(value)
-                rubrics.append(cache[key])
+                rubrics.append(resolver.resolve(cell, row))
                 problems.append(None)
-            except (ValueError, TypeError) as err:
-                message = f"row {row}: field 'rubric' is invalid: {err}"
+            except RowError as err:
                 if errors == "raise":
-                    raise InputError(message) from err
+                    raise
                 rubrics.append(None)
-                problems.append(message)
+                problems.append(str(err))
         return rubrics, problems
 
     # -- absolute grading -------------------------------------------------------------------------------
@@ -262,10 +241,10 @@ class Judge:
         responses: Sequence[str],
         rubric: Any,
         reference_answers: Sequence[str | None] | str | None = None,
-        mode: Mode = "generate",
+        mode: Mode = DEFAULT_MODE,
         samples: int = 1,
         errors: Literal["raise", "return"] = "raise",
-        **generation_overrides: Any,
+        **sampling: Any,
     ) -> list[Grade]:
         """Grade each response 1-5 against the rubric.
 
@@ -281,16 +260,16 @@ class Judge:
             samples: judgments per row, averaged (the papers use 3).
             errors: ``raise`` a ValueError naming the row and field on bad input, or
                 ``return`` an unscorable Grade with ``error`` set for that row.
-            **generation_overrides: ``max_new_tokens``, ``temperature``, ``top_p``,
+            **sampling: overrides of the judge's sampling: ``max_new_tokens``, ``temperature``, ``top_p``,
                 ``repetition_penalty``, ``seed``.
         """
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
         if samples < 1:
             raise ValueError("samples must be at least 1")
-        sampling = self.sampling.replace(**generation_overrides)
-        prepared = self._prepare_absolute(instructions, responses, rubric, reference_answers, mode, sampling, errors)
-        return self._grade_prepared(prepared, mode, samples, sampling)
+        params = self.sampling.replace(**sampling)
+        prepared = self._prepare_absolute(instructions, responses, rubric, reference_answers, mode, params, errors)
+        return self._grade_prepared(prepared, mode, samples, params)
 
     def absolute_prompts(
         self,
@@ -298,21 +277,21 @@ class Judge:
         responses: Sequence[str],
         rubric: Any,
         reference_answers: Sequence[str | None] | str | None = None,
-        mode: Mode = "generate",
-        **generation_overrides: Any,
+        mode: Mode = DEFAULT_MODE,
+        **sampling: Any,
     ) -> list[tuple[str | None, bool]]:
         """The chat-formatted prompts :meth:`grade` would send, with their ``truncated`` flags
         (prompt None where the row is unscorable). Handy to check what the evaluator sees."""
-        sampling = self.sampling.replace(**generation_overrides)
-        prepared = self._prepare_absolute(instructions, responses, rubric, reference_answers, mode, sampling, "raise")
+        params = self.sampling.replace(**sampling)
+        prepared = self._prepare_absolute(instructions, responses, rubric, reference_answers, mode, params, "raise")
         return [(p.prompt, p.truncated) for p in prepared]
 
     def _prepare_absolute(self, instructions, responses, rubric, reference_answers, mode, sampling, errors) -> list[_Prepared]:
         instructions, responses = list(instructions), list(responses)
         n = len(instructions)
         if len(responses) != n:
-            raise InputError(f"{len(instructions)} instructions but {len(responses)} responses")
-        references = _broadcast(reference_answers, n, "reference_answers")
+            raise RowError(f"{len(instructions)} instructions but {len(responses)} responses")
+        references = column(reference_answers, n, "reference_answers")
         problems = self._validate_rows(
             {"instruction": instructions, "response": responses, "reference_answer": references},
             optional={"reference_answer"},
@@ -416,18 +395,18 @@ class Judge:
     def grade_rendered(
         self,
         prompts: Sequence[str],
-        mode: Mode = "generate",
+        mode: Mode = DEFAULT_MODE,
         samples: int = 1,
         system: str = ABS_SYSTEM_PROMPT,
-        **generation_overrides: Any,
+        **sampling: Any,
     ) -> list[Grade]:
         """Grade already rendered absolute prompts (user turns ending in ``###Feedback: ``), e.g.
         the benchmark files of the Prometheus papers, run as they are. They are chat-formatted
         with ``system`` but never cut: a prompt over the budget comes back unscorable."""
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
-        sampling = self.sampling.replace(**generation_overrides)
-        budget = self._budget(mode, sampling)
+        params = self.sampling.replace(**sampling)
+        budget = self._budget(mode, params)
         prepared = []
         for row, prompt in enumerate(prompts):
             if not isinstance(prompt, str):
@@ -439,7 +418,7 @@ class Judge:
                 prepared.append(_Prepared(None, True, f"row {row}: prompt has {tokens} tokens, over the budget of {budget}"))
             else:
                 prepared.append(_Prepared(text))
-        return self._grade_prepared(prepared, mode, samples, sampling)
+        return self._grade_prepared(prepared, mode, samples, params)
 
     async def agrade(self, *args: Any, **kwargs: Any) -> list[Grade]:
         """:meth:`grade` without blocking the event loop (runs in a worker thread)."""
@@ -457,11 +436,11 @@ class Judge:
         responses_b: Sequence[str],
         rubric: Any,
         reference_answers: Sequence[str | None] | str | None = None,
-        mode: Mode = "generate",
+        mode: Mode = DEFAULT_MODE,
         samples: int = 1,
         swap: bool = True,
         errors: Literal["raise", "return"] = "raise",
-        **generation_overrides: Any,
+        **sampling: Any,
     ) -> list[Preference]:
         """Which response is better, A or B? Judged in both orders (``swap=True``) and averaged.
 
@@ -474,16 +453,16 @@ class Judge:
         instructions, responses_a, responses_b = list(instructions), list(responses_a), list(responses_b)
         n = len(instructions)
         if not len(responses_a) == len(responses_b) == n:
-            raise InputError(f"{n} instructions, {len(responses_a)} responses_a, {len(responses_b)} responses_b")
-        references = _broadcast(reference_answers, n, "reference_answers")
-        sampling = self.sampling.replace(**generation_overrides)
+            raise RowError(f"{n} instructions, {len(responses_a)} responses_a, {len(responses_b)} responses_b")
+        references = column(reference_answers, n, "reference_answers")
+        params = self.sampling.replace(**sampling)
         problems = self._validate_rows(
             {"instruction": instructions, "response_a": responses_a, "response_b": responses_b, "reference_answer": references},
             optional={"reference_answer"},
             errors=errors,
         )
         rubrics, rubric_problems = self._rubrics(rubric, n, errors)
-        budget = self._budget(mode, sampling)
+        budget = self._budget(mode, params)
         groups = [(("response_a", "response_b"), "head"), (("reference_answer",), "head"), (("instruction",), "tail")]
         variant = self.relative_variant
 
@@ -518,8 +497,8 @@ class Judge:
                 second.append(_Prepared(self.backend.format(REL_SYSTEM_PROMPT, user(prep.fields, rub, True)), prep.truncated))
             else:
                 second.append(_Prepared(None, prep.truncated, prep.error))
-        p_first = self._pair_probs(first, mode, samples, sampling)
-        p_second = self._pair_probs(second, mode, samples, sampling) if swap else [(None, [], "")] * n
+        p_first = self._pair_probs(first, mode, samples, params)
+        p_second = self._pair_probs(second, mode, samples, params) if swap else [(None, [], "")] * n
         results = []
         for row in range(n):
             if first[row].prompt is None:

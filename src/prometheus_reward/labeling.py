@@ -7,7 +7,8 @@ Inputs, one format per file, detected from the columns (or named with ``--format
 - ``rejudge``: ``prompt``, ``chosen``, ``rejected``: an existing preference dataset judged again.
 
 Prompts are text or a conversation (a list of messages); responses are text or assistant
-messages. The judge reads the text (the last user message, the assistant content); the output
+messages. The judge reads them as every entry point does (:mod:`prometheus_reward.rows`: the
+last user turn with the earlier turns as context, the last assistant message); the output
 keeps the input's structure, in TRL's preference format: ``{prompt, chosen, rejected}``
 (standard or conversational), plus ``score_chosen``, ``score_rejected``, ``margin``,
 ``feedback``, ``consistent``, ``input_row`` and every other input column (``rejudge`` adds
@@ -16,10 +17,10 @@ keeps the input's structure, in TRL's preference format: ``{prompt, chosen, reje
 
 Rows without a usable preference (a tie, an order-inconsistent pair when ``inconsistent="skip"``,
 a judge failure, bad input) go to ``<output stem>.skipped.jsonl`` with ``skip_reason`` and
-``reason``; every input row lands in exactly one of the two files. Judgments go through the
-sqlite :mod:`~prometheus_reward.cache` and both files are appended and fsynced batch by batch,
-so a rerun after a crash (``kill -9`` included) resumes where the files end: finished rows are
-skipped, judged-but-unwritten rows come from the cache.
+``reason``; every input row lands in exactly one of the two files. Both files are appended and
+fsynced batch by batch, so a rerun after a crash (``kill -9`` included) resumes where the files
+end: finished rows are skipped; with a :class:`~prometheus_reward.cached.CachedJudge` (what the
+``label`` command uses), judged-but-unwritten rows come from the cache.
 
 Scores: ``method="pairwise"`` gives ``score_chosen = p(chosen better)`` (both orders averaged),
 ``score_rejected = 1 - score_chosen``; ``method="absolute"`` gives the two (expected) 1-5 scores.
@@ -34,7 +35,6 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -45,9 +45,10 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping, Sequence
 
-from .best_of_n import rerank
-from .cache import CACHE_ENV, JudgmentCache, cached_compare, cached_grade, open_cache
+from .config import JudgingConfig, RerankConfig
 from .io import JsonlWriter, iter_jsonl, read_rows
+from .rerank import rerank
+from .rows import RowError, RubricColumn, describe, reference_for, require_prompt, require_response
 
 logger = logging.getLogger(__name__)
 
@@ -58,10 +59,6 @@ SKIP_KINDS = ("tie", "inconsistent", "judge_error", "bad_input")
 _PAIR_A = ("response_a", "response_A", "response 1", "response_1")
 _PAIR_B = ("response_b", "response_B", "response 2", "response_2")
 _PROMPT = ("prompt", "instruction", "question")
-
-
-class RowError(ValueError):
-    """A bad input row (the message names the row and the field)."""
 
 
 def skipped_path(output: str | Path) -> Path:
@@ -93,43 +90,6 @@ def detect_format(columns: Iterable[str]) -> tuple[InputFormat, dict[str, str]]:
         "cannot tell the input format: expected (prompt, response_a, response_b), (prompt, responses) "
         f"or (prompt, chosen, rejected) (columns: {', '.join(cols)})"
     )
-
-
-# -- text extraction -------------------------------------------------------------------------------
-def _describe(value: Any) -> str:
-    return "None" if value is None else type(value).__name__
-
-
-def prompt_to_text(value: Any, row: int, name: str) -> str:
-    """The instruction the judge reads: the text, or the last user message of a conversation."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (list, tuple)) and value:
-        for message in reversed(value):
-            if isinstance(message, Mapping) and message.get("role") == "user":
-                content = message.get("content")
-                if isinstance(content, str):
-                    return content
-                raise RowError(f"row {row}: field '{name}' has a user message whose content is {_describe(content)}")
-        raise RowError(f"row {row}: field '{name}' has no user message")
-    raise RowError(f"row {row}: field '{name}' must be a string or a list of messages, got {_describe(value)}")
-
-
-def response_to_text(value: Any, row: int, name: str) -> str:
-    """The response text: a string, an assistant message, or the last assistant message of a list."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, Mapping):
-        value = [value]
-    if isinstance(value, (list, tuple)) and value:
-        for message in reversed(value):
-            if isinstance(message, Mapping) and message.get("role") == "assistant":
-                content = message.get("content")
-                if isinstance(content, str):
-                    return content
-                raise RowError(f"row {row}: field '{name}' has an assistant message whose content is {_describe(content)}")
-        raise RowError(f"row {row}: field '{name}' has no assistant message")
-    raise RowError(f"row {row}: field '{name}' must be a string or assistant messages, got {_describe(value)}")
 
 
 def _as_response(value: Any, conversational: bool) -> Any:
@@ -282,10 +242,10 @@ def label_preferences(
     rubric: Any = None,
     *,
     output: str | Path,
-    mode: str = "generate",
+    mode: str = JudgingConfig.mode,
     method: Method = "pairwise",
     list_pairs: Literal["best-vs-worst", "all"] = "best-vs-worst",
-    tournament: Literal["knockout", "round-robin"] = "round-robin",
+    tournament: Literal["knockout", "round-robin"] = RerankConfig.tournament,
     inconsistent: Literal["keep", "skip"] = "keep",
     min_margin: float = 0.0,
     samples: int = 1,
@@ -293,24 +253,24 @@ def label_preferences(
     input_format: InputFormat | None = None,
     columns: Mapping[str, str] | None = None,
     reference_column: str | None = None,
-    cache: JudgmentCache | str | Path | bool | None = None,
     overwrite: bool = False,
     limit: int | None = None,
     progress: bool = True,
-    **generation_overrides: Any,
+    **sampling: Any,
 ) -> LabelSummary:
     """Label preferences and write them in TRL's format, resumably.
 
     Args:
         data: a data file (JSONL/JSON/CSV/Parquet) or a list of row dicts.
-        judge: a :class:`~prometheus_reward.judge.Judge`.
+        judge: a :class:`~prometheus_reward.judge.Judge`, or a
+            :class:`~prometheus_reward.cached.CachedJudge` so that a resumed run pays nothing twice.
         rubric: the default rubric (a per-row ``rubric`` column wins).
         output: the JSONL to write; skipped rows go to ``<stem>.skipped.jsonl``. If they exist
             (and not ``overwrite``), the run resumes.
         mode: judge mode: ``generate``, ``expected`` or ``direct``.
         method: ``pairwise`` (one comparison in both orders per pair) or ``absolute`` (grade
             each response; ``consistent`` is then None).
-        list_pairs: list inputs: ``best-vs-worst`` (rank with :func:`~prometheus_reward.best_of_n.rerank`,
+        list_pairs: list inputs: ``best-vs-worst`` (rank with :func:`~prometheus_reward.rerank.rerank`,
             keep the top and bottom) or ``all`` (every pair with a usable preference).
         tournament: how best-vs-worst ranks pairwise (``round-robin`` or ``knockout``).
         inconsistent: pairwise pairs whose two orders disagree: ``keep`` (flagged
@@ -320,10 +280,8 @@ def label_preferences(
         batch_size: input rows per judge call and per fsynced write.
         input_format / columns: force the format and its columns (``prompt``, ``a``, ``b``,
             ``responses``); detected from the first row otherwise.
-        cache: a :class:`JudgmentCache`, a path, None (``$PROMETHEUS_REWARD_CACHE`` or the
-            default path) or False (none).
         overwrite: start over instead of resuming.
-        **generation_overrides: for the judge (``max_new_tokens``, ``temperature``...).
+        **sampling: overrides of the judge's sampling (``max_new_tokens``, ``temperature``...).
 
     Returns:
         A :class:`LabelSummary` over both files.
@@ -348,8 +306,6 @@ def label_preferences(
         fmt = input_format
     cols = {**cols, **(columns or {})}
     ref_col = reference_column or ("reference_answer" if "reference_answer" in rows[0] else None)
-    own_cache = not isinstance(cache, JudgmentCache)
-    store = open_cache(cache)
     if overwrite:
         for path in (output, side):
             if path.exists():
@@ -359,59 +315,53 @@ def label_preferences(
     summary.resumed = len(done)
     todo = [i for i in range(len(rows)) if i not in done]
     options = dict(mode=mode, method=method, list_pairs=list_pairs, tournament=tournament,
-                   inconsistent=inconsistent, min_margin=min_margin, samples=samples, overrides=generation_overrides,
+                   inconsistent=inconsistent, min_margin=min_margin, samples=samples, overrides=sampling,
                    _colmap=cols)
-    try:
-        with JsonlWriter(output, append=True) as kept_writer, JsonlWriter(side, append=True) as skip_writer, \
-                tqdm(total=len(rows), initial=len(done), desc="labeling", unit="row", disable=not progress) as bar:
-            for start in range(0, len(todo), batch_size):
-                batch = todo[start : start + batch_size]
-                units = [_prepare(i, rows[i], fmt, cols, rubric, ref_col) for i in batch]
-                kept, skipped = _judge_units(units, fmt, judge, store, options)
-                # the kept file first: a crash in between leaves the skipped rows to be redone
-                if kept:
-                    kept_writer.write_many(kept)
-                if skipped:
-                    skip_writer.write_many(skipped)
-                for row in skipped:
-                    if row["skip_reason"] == "bad_input":
-                        logger.warning("%s", row["reason"])
-                summary.judged_rows += len(batch)
-                bar.update(len(batch))
-    finally:
-        if store is not None:
-            summary.cache = store.stats()
-            if own_cache:
-                store.close()
+    rubrics = RubricColumn(rubric)
+    with JsonlWriter(output, append=True) as kept_writer, JsonlWriter(side, append=True) as skip_writer, \
+            tqdm(total=len(rows), initial=len(done), desc="labeling", unit="row", disable=not progress) as bar:
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            units = [_prepare(i, rows[i], fmt, cols, rubrics, ref_col) for i in batch]
+            kept, skipped = _judge_units(units, fmt, judge, options)
+            # the kept file first: a crash in between leaves the skipped rows to be redone
+            if kept:
+                kept_writer.write_many(kept)
+            if skipped:
+                skip_writer.write_many(skipped)
+            for row in skipped:
+                if row["skip_reason"] == "bad_input":
+                    logger.warning("%s", row["reason"])
+            summary.judged_rows += len(batch)
+            bar.update(len(batch))
+    if hasattr(judge, "stats") and callable(judge.stats):
+        summary.cache = judge.stats()
     summary.seconds = time.perf_counter() - started
     _tally(summary, output, side, options)
     return summary
 
 
-def _prepare(index: int, row: dict[str, Any], fmt: str, cols: Mapping[str, str], rubric: Any, ref_col: str | None) -> _Unit:
+def _prepare(index: int, row: dict[str, Any], fmt: str, cols: Mapping[str, str], rubrics: RubricColumn,
+             ref_col: str | None) -> _Unit:
     unit = _Unit(index, row)
-    unit.rubric = row.get("rubric") if row.get("rubric") is not None else rubric
-    unit.reference = row.get(ref_col) if ref_col else None
     try:
-        if unit.rubric is None:
-            raise RowError(f"row {index}: no rubric (give one, or a 'rubric' column)")
+        unit.rubric = rubrics.resolve(row.get("rubric"), index)
+        unit.reference = reference_for(row.get(ref_col) if ref_col else None, None, index, ref_col or "reference_answer")
         for name in ([cols["prompt"], cols["responses"]] if fmt == "list" else [cols["prompt"], cols["a"], cols["b"]]):
             if name not in row:
                 raise RowError(f"row {index}: field '{name}' is missing")
-        unit.prompt_text = prompt_to_text(row[cols["prompt"]], index, cols["prompt"])
+        unit.prompt_text = require_prompt(row[cols["prompt"]], index, cols["prompt"])
         if fmt == "list":
             responses = row[cols["responses"]]
             if not isinstance(responses, (list, tuple)):
-                raise RowError(f"row {index}: field '{cols['responses']}' must be a list, got {_describe(responses)}")
+                raise RowError(f"row {index}: field '{cols['responses']}' must be a list, got {describe(responses)}")
             if len(responses) < 2:
                 raise RowError(f"row {index}: field '{cols['responses']}' needs at least 2 responses, got {len(responses)}")
             unit.raw = list(responses)
-            unit.texts = [response_to_text(r, index, f"{cols['responses']}[{k}]") for k, r in enumerate(responses)]
+            unit.texts = [require_response(r, index, f"{cols['responses']}[{k}]") for k, r in enumerate(responses)]
         else:
             unit.raw = [row[cols["a"]], row[cols["b"]]]
-            unit.texts = [response_to_text(row[cols["a"]], index, cols["a"]), response_to_text(row[cols["b"]], index, cols["b"])]
-        if unit.reference is not None and not isinstance(unit.reference, str):
-            raise RowError(f"row {index}: field '{ref_col}' must be a string, got {_describe(unit.reference)}")
+            unit.texts = [require_response(row[cols["a"]], index, cols["a"]), require_response(row[cols["b"]], index, cols["b"])]
     except RowError as err:
         unit.error = str(err)
     return unit
@@ -444,8 +394,7 @@ def _consumed(cols: Mapping[str, str], fmt: str) -> set[str]:
     return {cols["prompt"], cols["a"], cols["b"]}
 
 
-def _judge_units(units: list[_Unit], fmt: str, judge: Any, cache: JudgmentCache | None,
-                 options: dict[str, Any]) -> tuple[list[dict], list[dict]]:
+def _judge_units(units: list[_Unit], fmt: str, judge: Any, options: dict[str, Any]) -> tuple[list[dict], list[dict]]:
     kept: list[dict] = []
     skipped: list[dict] = []
     live = []
@@ -461,7 +410,7 @@ def _judge_units(units: list[_Unit], fmt: str, judge: Any, cache: JudgmentCache 
     # Which pairs to judge: (unit, i, j) with i shown as A.
     if fmt != "list" or options["list_pairs"] == "all":
         pairs = [(u, i, j) for u in live for i, j in combinations(range(len(u.texts)), 2)]
-        verdicts = _judge_pairs(pairs, judge, cache, method, kw)
+        verdicts = _judge_pairs(pairs, judge, method, kw)
         by_unit: dict[int, list[tuple[int, int, dict]]] = {}
         for (u, i, j), verdict in zip(pairs, verdicts):
             by_unit.setdefault(u.index, []).append((i, j, verdict))
@@ -492,7 +441,7 @@ def _judge_units(units: list[_Unit], fmt: str, judge: Any, cache: JudgmentCache 
     ranked = rerank(
         [u.prompt_text for u in live], [u.texts for u in live], judge, [u.rubric for u in live],
         strategy="absolute" if method == "absolute" else "pairwise", tournament=options["tournament"],
-        ranking="win-rate", reference_answers=[u.reference for u in live], cache=cache, **kw,
+        ranking="win-rate", reference_answers=[u.reference for u in live], **kw,
     )
     for unit, r in zip(live, ranked):
         judged = [k for k, s in enumerate(r.scores) if s is not None]
@@ -518,14 +467,14 @@ def _judge_units(units: list[_Unit], fmt: str, judge: Any, cache: JudgmentCache 
     return kept, skipped
 
 
-def _judge_pairs(pairs, judge, cache, method: str, kw: dict[str, Any]) -> list[dict[str, Any]]:
+def _judge_pairs(pairs, judge, method: str, kw: dict[str, Any]) -> list[dict[str, Any]]:
     """Per (unit, i, j): a verdict dict: a_wins, score_win, score_lose, feedback, consistent, error, tie."""
     if not pairs:
         return []
     verdicts = []
     if method == "pairwise":
-        prefs = cached_compare(
-            judge, cache, [u.prompt_text for u, _, _ in pairs], [u.texts[i] for u, i, _ in pairs],
+        prefs = judge.compare(
+            [u.prompt_text for u, _, _ in pairs], [u.texts[i] for u, i, _ in pairs],
             [u.texts[j] for u, _, j in pairs], [u.rubric for u, _, _ in pairs],
             [u.reference for u, _, _ in pairs], swap=True, errors="return", **kw,
         )
@@ -547,7 +496,7 @@ def _judge_pairs(pairs, judge, cache, method: str, kw: dict[str, Any]) -> list[d
             if (u.index, k) not in flat:
                 flat[(u.index, k)] = len(jobs)
                 jobs.append((u, k))
-    grades = cached_grade(judge, cache, [u.prompt_text for u, _ in jobs], [u.texts[k] for u, k in jobs],
+    grades = judge.grade([u.prompt_text for u, _ in jobs], [u.texts[k] for u, k in jobs],
                           [u.rubric for u, _ in jobs], [u.reference for u, _ in jobs], errors="return", **kw)
     for u, i, j in pairs:
         gi, gj = grades[flat[(u.index, i)]], grades[flat[(u.index, j)]]
@@ -603,87 +552,3 @@ def _tally(summary: LabelSummary, output: Path, side: Path, options: dict[str, A
     summary.kept_rows = len(kept_rows)
     summary.skipped_rows = len(skip_rows)
     summary.skipped = {kind: skipped.get(kind, 0) for kind in SKIP_KINDS}
-
-
-def summary_table(summary: LabelSummary):
-    """A rich table of a labeling run, with a text histogram of the margins."""
-    from rich.table import Table
-
-    table = Table(title=f"{summary.output}: preference labeling")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    table.add_row("input rows", str(summary.rows))
-    table.add_row("kept rows (pairs)", f"{summary.kept_rows} ({summary.pairs})")
-    table.add_row("dropped rows", f"{summary.skipped_rows}  -> {summary.skipped_output}")
-    for kind in SKIP_KINDS:
-        table.add_row(f"  {kind.replace('_', ' ')}", str(summary.skipped.get(kind, 0)))
-    table.add_row("kept but order-inconsistent", str(summary.inconsistent_kept))
-    table.add_row("resumed (already done)", str(summary.resumed))
-    for key, value in summary.cache.items():
-        table.add_row(f"cache {key}", str(value))
-    rate = summary.judged_rows / summary.seconds if summary.seconds else 0.0
-    table.add_row("this run", f"{summary.judged_rows} rows in {summary.seconds:.1f} s ({rate:.2f} rows/s)")
-    bins = margin_histogram(summary.margins)
-    peak = max((c for _, _, c in bins), default=0)
-    for lo, hi, count in bins:
-        bar = "#" * round(25 * count / peak) if peak else ""
-        table.add_row(f"margin {lo:+.3f}..{hi:+.3f}", f"{count:>5} {bar:<25}")
-    return table
-
-
-# -- CLI -----------------------------------------------------------------------------------------------
-def add_parser(subparsers: Any) -> None:
-    """Register ``prometheus-reward label IN -o OUT --model M --rubric R [--mode ...]``."""
-    from .cli_args import add_generation_arguments, add_judge_arguments
-
-    p = subparsers.add_parser("label", help="label preference pairs for DPO (resumable, cached)")
-    p.add_argument("input", help="JSONL/JSON/CSV/Parquet: (prompt, response_a, response_b), (prompt, responses) "
-                                 "or (prompt, chosen, rejected)")
-    p.add_argument("-o", "--output", required=True, help="preference JSONL; skipped rows go to <stem>.skipped.jsonl")
-    p.add_argument("--rubric", default=None, help="preset, YAML file or text (a per-row 'rubric' column wins)")
-    p.add_argument("--method", default="pairwise", choices=["pairwise", "absolute"],
-                   help="pairwise: compare in both orders; absolute: grade each response")
-    p.add_argument("--format", dest="input_format", default=None, choices=["pair", "list", "rejudge"],
-                   help="input format (default: from the columns)")
-    p.add_argument("--prompt-column", default=None)
-    p.add_argument("--a-column", default=None)
-    p.add_argument("--b-column", default=None)
-    p.add_argument("--responses-column", default=None)
-    p.add_argument("--reference-column", default=None)
-    p.add_argument("--list-pairs", default="best-vs-worst", choices=["best-vs-worst", "all"])
-    p.add_argument("--tournament", default="round-robin", choices=["round-robin", "knockout"],
-                   help="how best-vs-worst ranks a list pairwise")
-    p.add_argument("--inconsistent", default="keep", choices=["keep", "skip"],
-                   help="pairs whose two presentation orders disagree")
-    p.add_argument("--min-margin", type=float, default=0.0, help="|margin| at or below this is a tie")
-    p.add_argument("--batch-size", type=int, default=16, help="rows per judge call and per fsynced write")
-    p.add_argument("--limit", type=int, default=None)
-    p.add_argument("--cache", default=None, help=f"sqlite judgment cache (default ${CACHE_ENV} or the cache home)")
-    p.add_argument("--no-cache", action="store_true")
-    p.add_argument("--overwrite", action="store_true", help="start over instead of resuming")
-    p.add_argument("--summary-json", default=None, help="also write the summary as JSON here")
-    add_judge_arguments(p)
-    add_generation_arguments(p)
-    p.set_defaults(func=cmd_label)
-
-
-def cmd_label(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    from .cli_args import generation_overrides, judge_from_args
-
-    columns = {k: v for k, v in {"prompt": args.prompt_column, "a": args.a_column, "b": args.b_column,
-                                   "responses": args.responses_column}.items() if v}
-    judge = judge_from_args(args)
-    summary = label_preferences(
-        args.input, judge, args.rubric, output=args.output, mode=args.mode, method=args.method,
-        list_pairs=args.list_pairs, tournament=args.tournament, inconsistent=args.inconsistent,
-        min_margin=args.min_margin, samples=args.samples, batch_size=args.batch_size,
-        input_format=args.input_format, columns=columns, reference_column=args.reference_column,
-        cache=False if args.no_cache else args.cache, overwrite=args.overwrite, limit=args.limit,
-        **generation_overrides(args),
-    )
-    Console(stderr=True).print(summary_table(summary))
-    if args.summary_json:
-        Path(args.summary_json).write_text(json.dumps(summary.to_dict(), indent=2))
-    return 0

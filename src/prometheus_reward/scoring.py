@@ -16,18 +16,11 @@ from typing import Literal, Sequence
 
 import numpy as np
 
+from .config import NORMALIZE_METHODS
+
 SCORES = (1, 2, 3, 4, 5)
 NormalizeMethod = Literal["linear", "symmetric", "centered", "zscore", "identity"]
-NORMALIZE_METHODS: tuple[str, ...] = ("linear", "symmetric", "centered", "zscore", "identity")
 PairwiseTransform = Literal["prob", "symmetric", "logit"]
-
-
-def softmax(logits: Sequence[float]) -> list[float]:
-    """Numerically stable softmax of a short vector."""
-    values = np.asarray(logits, dtype=np.float64)
-    values = values - values.max()
-    weights = np.exp(values)
-    return (weights / weights.sum()).tolist()
 
 
 def expected_score(probs: Sequence[float] | None) -> float | None:
@@ -100,6 +93,10 @@ class Normalizer:
                 out.append((float(score) - mean) / (std + self.eps) if n > 1 and std > 0 else float(score) - 3.0)
             return out
         return [None if s is None else self.transform(float(s)) for s in scores]
+
+    def neutral(self) -> float:
+        """The reward of the middle score (3): 0.5 linear, 0 symmetric/centered/zscore, 3 identity."""
+        return 0.0 if self.method == "zscore" else self.transform(3.0)
 
     def transform(self, score: float) -> float:
         """The stateless transform of one score (not defined for ``zscore``)."""

@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import time
@@ -50,7 +49,7 @@ __all__ = [
     "run_benchmark",
     "split_absolute_prompt",
     "meta_evaluate",
-    "add_parser",
+    "write_reports",
 ]
 
 logger = logging.getLogger(__name__)
@@ -61,7 +60,7 @@ PREDICTIONS_FILE = "predictions.jsonl"
 _RESUME_KEYS = ("benchmark", "data", "kind", "model", "adapter", "mode", "samples", "protocols", "generation", "relative_variant")
 
 
-def _protocols(benchmark: str, kind: str, choice: str | None) -> tuple[str, ...]:
+def protocols_for(benchmark: str, kind: str, choice: str | None) -> tuple[str, ...]:
     if kind == "absolute":
         return ("absolute",)
     if choice is None:
@@ -109,7 +108,7 @@ def meta_evaluate(
 
     out_dir = Path(output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    protocols = _protocols(bench.name, bench.kind, None) if protocols is None else tuple(protocols)
+    protocols = protocols_for(bench.name, bench.kind, None) if protocols is None else tuple(protocols)
     overrides = dict(overrides or {})
     run = {
         "benchmark": bench.name,
@@ -147,99 +146,3 @@ def meta_evaluate(
         run["tokens"] = {"prompt": stats.prompt_tokens, "completion": stats.completion_tokens}
     (out_dir / RUN_FILE).write_text(json.dumps(run, indent=2, default=str) + "\n", encoding="utf-8")
     return write_reports(run, done + records, out_dir, n_resamples, seed, plots)
-
-
-# -- command line ----------------------------------------------------------------------------------------
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``meta-eval`` on the ``prometheus-reward`` command line."""
-    from ..cli_args import add_generation_arguments, add_judge_arguments
-    from ..templates import RELATIVE_VARIANTS
-
-    parser = subparsers.add_parser(
-        "meta-eval",
-        help="agreement of a judge with GPT-4 / human labels on the Prometheus benchmarks",
-        description="Judge a benchmark and report correlations / accuracies beside the published numbers.",
-    )
-    parser.add_argument("--benchmark", choices=BENCHMARKS, help="required unless --from-predictions")
-    parser.add_argument("--data",
-                        help="the benchmark file, or a folder holding its usual file name (e.g. vicuna_eval.json)")
-    parser.add_argument("--output-dir", required=True, help="where results.json, results.md, plots and predictions go")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N rows / pairs")
-    parser.add_argument("--protocol", choices=["absolute", "relative", "both"], default=None,
-                        help="pairwise sets: grade each response alone, compare them, or both "
-                             "(default: both for hhh, relative for autoj and custom)")
-    parser.add_argument("--rubric", default=None,
-                        help="rubric for sets without their own (autoj, custom rows without a 'rubric' column)")
-    parser.add_argument("--relative-variant", default=None, choices=sorted(RELATIVE_VARIANTS),
-                        help="wording of the pairwise prompt (default: the judge's)")
-    parser.add_argument("--batch-size", type=int, default=16, help="rows per judge call (the progress bar moves per call)")
-    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals (0: none)")
-    parser.add_argument("--bootstrap-seed", type=int, default=0)
-    parser.add_argument("--no-plots", action="store_true")
-    parser.add_argument("--resume", action="store_true", help="keep the rows already in DIR/predictions.jsonl")
-    parser.add_argument("--from-predictions", action="store_true",
-                        help="no judging: recompute results and plots from DIR/predictions.jsonl and DIR/run.json")
-    add_judge_arguments(parser)
-    add_generation_arguments(parser)
-    # `expected` keeps the integer protocol (parsed scores) and adds the probability one: both side by side.
-    parser.set_defaults(func=cmd_meta_eval, mode="expected", samples=3)
-    return parser
-
-
-def cmd_meta_eval(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    from ..cli_args import generation_overrides, judge_from_args
-    from ..io import iter_jsonl
-
-    out_dir = Path(args.output_dir)
-    if args.from_predictions:
-        if not (out_dir / RUN_FILE).is_file() or not (out_dir / PREDICTIONS_FILE).is_file():
-            raise SystemExit(f"error: --from-predictions needs {out_dir / RUN_FILE} and {out_dir / PREDICTIONS_FILE}")
-        run = json.loads((out_dir / RUN_FILE).read_text(encoding="utf-8"))
-        result = write_reports(run, list(iter_jsonl(out_dir / PREDICTIONS_FILE)), out_dir, args.bootstrap,
-                               args.bootstrap_seed, not args.no_plots)
-        _print_summary(Console(), result, out_dir)
-        return 0
-    if not args.benchmark or not args.data:
-        raise SystemExit("error: --benchmark and --data are required (unless --from-predictions)")
-    if args.samples < 1:
-        raise SystemExit("error: --samples must be at least 1")
-    try:
-        # Load (and validate) the data before the model: a bad row fails in seconds, naming row and field.
-        bench = load_benchmark(args.benchmark, args.data, args.limit, args.rubric)
-    except DataError as err:
-        raise SystemExit(f"error: {err}") from None
-    protocols = _protocols(args.benchmark, bench.kind, args.protocol)
-    judge = judge_from_args(args)
-    if args.relative_variant:
-        judge.relative_variant = args.relative_variant
-    try:
-        result = meta_evaluate(
-            judge, bench, out_dir, mode=args.mode, samples=args.samples, protocols=protocols,
-            batch_size=args.batch_size, overrides=generation_overrides(args), n_resamples=args.bootstrap,
-            seed=args.bootstrap_seed, plots=not args.no_plots, resume=args.resume,
-            run_info={"limit": args.limit, "adapter": args.adapter, "model_arg": args.model},
-        )
-    except DataError as err:
-        raise SystemExit(f"error: {err}") from None
-    _print_summary(Console(), result, out_dir)
-    return 0
-
-
-def _print_summary(console, result: dict[str, Any], out_dir: Path) -> None:
-    from rich.table import Table
-
-    from .report import _fmt, _with_ci, headline_rows
-
-    table = Table(title=f"meta-eval {result['benchmark']} · {result['model']} · mode={result['mode']} · n={result['n']}")
-    table.add_column("metric")
-    table.add_column("integer", justify="right")
-    table.add_column("expected", justify="right")
-    table.add_column("Prometheus-2-7B (paper)", justify="right")
-    for row in headline_rows(result):
-        table.add_row(row["label"], _with_ci(row["integer"]), _with_ci(row["expected"]),
-                      _fmt(row["published"].get("Prometheus-2-7B")))
-    console.print(table)
-    console.print(f"run time {_fmt(result.get('runtime_s'), 1)} s · wrote {out_dir}/results.json, results.md"
-                  + (", " + ", ".join(result.get("plots", [])) if result.get("plots") else ""))

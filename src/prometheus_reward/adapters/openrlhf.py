@@ -4,14 +4,15 @@ OpenRLHF (``openrlhf.cli.train_ppo_ray``) accepts ``--remote_rm_url /path/to/fil
 file by path and calls its ``reward_func(queries, prompts, labels)`` (``queries`` are the templated
 prompts followed by the decoded responses, ``labels`` come from ``--label_key``). Point it at this
 file; the judge is configured from the environment (see
-:func:`prometheus_reward.rewards.reward_config_from_env`), e.g.
-``PROMETHEUS_REWARD_CONFIG=configs/judge.yaml`` or ``PROMETHEUS_REWARD_MODEL=...``.
+:func:`prometheus_reward.config.from_env`), e.g. ``PROMETHEUS_REWARD_CONFIG=configs/judge.yaml``
+or ``PROMETHEUS_REWARD_MODEL=...``.
 
 ``labels`` are read as the reference answer, or, when a label is a JSON object, as
-``{"reference_answer": ..., "rubric": ...}``. The return value is what recent OpenRLHF expects:
-``{"rewards": tensor, "scores": tensor, "extra_logs": {...}}``. PPO has no notion of a masked
-reward, so unscorable rows get the config's ``fallback`` (0.0 unless set) and are counted in
-``extra_logs["prometheus_unscorable"]``.
+``{"reference_answer": ..., "rubric": ...}`` (:mod:`prometheus_reward.adapters.protocol`). The
+return value is what recent OpenRLHF expects: ``{"rewards": tensor, "scores": tensor,
+"extra_logs": {...}}``. PPO has no notion of a masked reward, so unscorable rows get the config's
+``fallback``, by default the normaliser's neutral value (0.5 under ``linear``: a score of 3, never
+the worst reward), and are counted in ``extra_logs["prometheus_unscorable"]``.
 
 The file uses absolute imports only: OpenRLHF executes it outside its package.
 
@@ -24,12 +25,12 @@ Example:
 
 from __future__ import annotations
 
-import json
 import threading
 from typing import Any, Sequence
 
-from prometheus_reward.completions import prompt_text, strip_special_tokens, untemplate_prompt
-from prometheus_reward.rewards import RubricReward, reward_config_from_env, reward_from_config
+from prometheus_reward.adapters.protocol import instruction_of, label_fields, split_query
+from prometheus_reward.config import from_env
+from prometheus_reward.rewards import RubricReward, reward_from_config, with_ppo_fallback
 
 _REWARD: RubricReward | None = None
 _LOCK = threading.Lock()
@@ -41,9 +42,7 @@ def get_reward() -> RubricReward:
     if _REWARD is None:
         with _LOCK:
             if _REWARD is None:
-                config = reward_config_from_env()
-                config.setdefault("fallback", 0.0)
-                _REWARD = reward_from_config(config)
+                _REWARD = with_ppo_fallback(reward_from_config(from_env()))
     return _REWARD
 
 
@@ -51,41 +50,6 @@ def set_reward(reward: RubricReward | None) -> None:
     """Use ``reward`` instead of the one the environment describes (tests, custom setups)."""
     global _REWARD
     _REWARD = reward
-
-
-def split_query(query: Any, prompt: Any) -> str | None:
-    """The response part of ``query`` (prompt + response, decoded with special tokens); None
-    when the query is not text."""
-    if not isinstance(query, str):
-        return None
-    if not isinstance(prompt, str):
-        prompt = ""
-    if prompt and query.startswith(prompt):
-        response = query[len(prompt):]
-    elif prompt and prompt in query:
-        response = query[query.index(prompt) + len(prompt):]
-    else:
-        stripped = strip_special_tokens(prompt)
-        plain = strip_special_tokens(query)
-        response = plain[len(stripped):] if stripped and plain.startswith(stripped) else query
-    return strip_special_tokens(response)
-
-
-def _label_fields(label: Any) -> tuple[str | None, Any]:
-    """(reference answer, rubric) from an OpenRLHF label."""
-    if label is None:
-        return None, None
-    if isinstance(label, dict):
-        return label.get("reference_answer"), label.get("rubric")
-    text = str(label)
-    if text.lstrip().startswith("{"):
-        try:
-            data = json.loads(text)
-        except ValueError:
-            return text, None
-        if isinstance(data, dict):
-            return data.get("reference_answer"), data.get("rubric")
-    return (text if text.strip() else None), None
 
 
 def reward_func(queries: Sequence[str], prompts: Sequence[str], labels: Sequence[Any] | None = None, **kwargs: Any) -> dict[str, Any]:
@@ -98,15 +62,15 @@ def reward_func(queries: Sequence[str], prompts: Sequence[str], labels: Sequence
     labels = list(labels) if labels is not None else [None] * n
     instructions, responses, references, rubrics = [], [], [], []
     for query, prompt, label in zip(queries, prompts, labels):
-        instructions.append(untemplate_prompt(prompt) if isinstance(prompt, str) else prompt_text(prompt))
+        instructions.append(instruction_of(prompt))
         responses.append(split_query(query, prompt))
-        reference, rubric = _label_fields(label)
+        reference, rubric = label_fields(label)
         references.append(reference)
         rubrics.append(rubric)
     values, grades = reward.score(
         instructions, responses, **{reward.reference_column: references, reward.rubric_column: rubrics}
     )
-    fallback = reward.fallback if reward.fallback is not None else 0.0
+    fallback = reward.fallback if reward.fallback is not None else reward.neutral_reward
     rewards = torch.tensor([fallback if v is None else v for v in values], dtype=torch.float32)
     raw = [g.value if g.value is not None else 0.0 for g in grades]
     unscorable = [1.0 if g.value is None else 0.0 for g in grades]

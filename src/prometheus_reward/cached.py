@@ -8,11 +8,11 @@ rubric *rendered* (so a preset name and its text give one key). Values are the `
 ``Preference`` dicts. The database runs in WAL mode: many processes may read and write at once,
 and a committed batch survives a killed process.
 
-Only the cache misses reach the judge (see :func:`cached_grade` / :func:`cached_compare`), and
-only usable judgments are stored: a bad-input or unparseable row is judged again next time.
+:class:`CachedJudge` puts the Judge interface over the cache: only the misses reach the judge,
+and only usable judgments are stored (a bad-input or unparseable row is judged again next time).
 
 Example:
-    >>> from prometheus_reward.cache import JudgmentCache
+    >>> from prometheus_reward.cached import JudgmentCache
     >>> cache = JudgmentCache(":memory:")
     >>> cache.put_many({"k1": {"score": 4}})
     >>> cache.get_many(["k1", "k2"])
@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import json
@@ -31,9 +32,11 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
+from .config import JudgingConfig
 from .grades import Grade, Preference
+from .rows import RowError, column
 from .rubric import Rubric
 
 CACHE_ENV = "PROMETHEUS_REWARD_CACHE"
@@ -146,18 +149,6 @@ class JudgmentCache:
         self.close()
 
 
-def open_cache(cache: "JudgmentCache | str | Path | bool | None") -> JudgmentCache | None:
-    """Normalise the ways callers name a cache: an object, a path, True/None (the default path),
-    or False (no cache)."""
-    if cache is False:
-        return None
-    if isinstance(cache, JudgmentCache):
-        return cache
-    if cache is None or cache is True:
-        return JudgmentCache()
-    return JudgmentCache(cache)
-
-
 # -- keys ----------------------------------------------------------------------------------------
 def judge_identity(judge: Any) -> dict[str, Any]:
     """What identifies the evaluator itself in a key."""
@@ -213,95 +204,6 @@ def judgment_key(
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _per_row(value: Any, n: int) -> list[Any]:
-    if isinstance(value, (list, tuple)):
-        if len(value) != n:
-            raise ValueError(f"{len(value)} values for {n} rows")
-        return list(value)
-    return [value] * n
-
-
-# -- cached judge calls ----------------------------------------------------------------------------
-def cached_grade(
-    judge: Any,
-    cache: JudgmentCache | None,
-    instructions: Sequence[Any],
-    responses: Sequence[Any],
-    rubric: Any,
-    reference_answers: Sequence[Any] | Any = None,
-    mode: str = "generate",
-    samples: int = 1,
-    errors: str = "return",
-    **generation_overrides: Any,
-) -> list[Grade]:
-    """:meth:`Judge.grade` through the cache: hits come from sqlite, misses (deduplicated) go to the
-    judge in one call, and usable grades are stored before returning.
-
-    Example:
-        >>> grades = cached_grade(judge, JudgmentCache("j.sqlite"), ["Say hi."], ["Hello!"], "helpfulness", mode="direct")  # doctest: +SKIP
-    """
-    n = len(instructions)
-    if len(responses) != n:
-        raise ValueError(f"{n} instructions but {len(responses)} responses")
-    if cache is None:
-        return judge.grade(instructions, responses, rubric, reference_answers, mode=mode, samples=samples,
-                           errors=errors, **generation_overrides)
-    rubrics = _per_row(rubric, n)
-    references = _per_row(reference_answers, n)
-    keys = _row_keys(judge, "absolute", mode, samples, generation_overrides, rubrics,
-                     {"instruction": instructions, "response": responses, "reference_answer": references})
-
-    def run(rows: list[int]) -> list[Grade]:
-        return judge.grade(
-            [instructions[i] for i in rows], [responses[i] for i in rows], [rubrics[i] for i in rows],
-            [references[i] for i in rows], mode=mode, samples=samples, errors=errors, **generation_overrides,
-        )
-
-    return _through_cache(cache, "absolute", keys, run, Grade)
-
-
-def cached_compare(
-    judge: Any,
-    cache: JudgmentCache | None,
-    instructions: Sequence[Any],
-    responses_a: Sequence[Any],
-    responses_b: Sequence[Any],
-    rubric: Any,
-    reference_answers: Sequence[Any] | Any = None,
-    mode: str = "generate",
-    samples: int = 1,
-    swap: bool = True,
-    errors: str = "return",
-    **generation_overrides: Any,
-) -> list[Preference]:
-    """:meth:`Judge.compare` through the cache (same contract as :func:`cached_grade`).
-
-    Example:
-        >>> prefs = cached_compare(judge, JudgmentCache("j.sqlite"), ["Say hi."], ["Hello!"], ["Go."], "helpfulness")  # doctest: +SKIP
-    """
-    n = len(instructions)
-    if not len(responses_a) == len(responses_b) == n:
-        raise ValueError(f"{n} instructions, {len(responses_a)} responses_a, {len(responses_b)} responses_b")
-    if cache is None:
-        return judge.compare(instructions, responses_a, responses_b, rubric, reference_answers, mode=mode,
-                             samples=samples, swap=swap, errors=errors, **generation_overrides)
-    rubrics = _per_row(rubric, n)
-    references = _per_row(reference_answers, n)
-    kind = "relative+swap" if swap else "relative"
-    keys = _row_keys(judge, kind, mode, samples, generation_overrides, rubrics,
-                     {"instruction": instructions, "response_a": responses_a, "response_b": responses_b,
-                      "reference_answer": references})
-
-    def run(rows: list[int]) -> list[Preference]:
-        return judge.compare(
-            [instructions[i] for i in rows], [responses_a[i] for i in rows], [responses_b[i] for i in rows],
-            [rubrics[i] for i in rows], [references[i] for i in rows], mode=mode, samples=samples, swap=swap,
-            errors=errors, **generation_overrides,
-        )
-
-    return _through_cache(cache, kind, keys, run, Preference)
-
-
 def _row_keys(judge: Any, kind: str, mode: str, samples: int, overrides: Mapping[str, Any], rubrics: list[Any],
               columns: Mapping[str, Sequence[Any]]) -> list[str]:
     """One key per row; each distinct rubric object is rendered once."""
@@ -331,8 +233,95 @@ def _through_cache(cache: JudgmentCache, kind: str, keys: list[str], run: Callab
     return [fresh[k] if k in fresh else restore(**found[k]) for k in keys]
 
 
-def iter_keys(cache: JudgmentCache) -> Iterable[str]:
-    """Every key in the cache (for tools and tests)."""
-    with cache._lock:
-        rows = cache._conn.execute("SELECT key FROM judgments").fetchall()
-    return [r[0] for r in rows]
+# -- the Judge interface over the cache ---------------------------------------------------------------------
+class CachedJudge:
+    """A judge whose judgments go through a :class:`JudgmentCache`: it has the Judge interface
+    (``grade``, ``compare``, their async twins, ``model_id``, ``backend``...), so every workflow
+    (rerank, best-of-n, labeling, rewards) takes it where it takes a judge.
+
+    Hits come from sqlite; misses (deduplicated by key) go to the wrapped judge in one call, and
+    usable results are stored before they are returned. ``grade_rendered`` passes through uncached.
+
+    Args:
+        judge: a :class:`~prometheus_reward.judge.Judge`.
+        cache: a :class:`JudgmentCache`, a path, or None (``$PROMETHEUS_REWARD_CACHE`` or the
+            default path).
+
+    Example:
+        >>> judge = CachedJudge(Judge.from_pretrained("embedded"), "judgments.sqlite")        # doctest: +SKIP
+        >>> judge.grade(["Say hi."], ["Hello!"], "helpfulness", mode="direct")[0].expected   # doctest: +SKIP
+        3.12
+    """
+
+    def __init__(self, judge: Any, cache: "JudgmentCache | str | Path | None" = None):
+        if isinstance(judge, CachedJudge):
+            judge = judge.judge
+        self.judge = judge
+        self.cache = cache if isinstance(cache, JudgmentCache) else JudgmentCache(cache)
+
+    def __getattr__(self, name: str) -> Any:
+        # everything else (model_id, backend, sampling, config, relative_variant...) is the judge's
+        if name in ("judge", "cache"):
+            raise AttributeError(name)
+        return getattr(self.judge, name)
+
+    def __repr__(self) -> str:
+        return f"CachedJudge({self.judge!r}, cache={self.cache.path!r})"
+
+    def grade(self, instructions: Sequence[Any], responses: Sequence[Any], rubric: Any,
+              reference_answers: Any = None, mode: str = JudgingConfig.mode, samples: int = 1,
+              errors: str = "raise", **sampling: Any) -> list[Grade]:
+        """:meth:`Judge.grade <prometheus_reward.judge.Judge.grade>` through the cache."""
+        n = len(instructions)
+        if len(responses) != n:
+            raise RowError(f"{n} instructions but {len(responses)} responses")
+        rubrics = column(rubric, n, "rubric")
+        references = column(reference_answers, n, "reference_answers")
+        keys = _row_keys(self.judge, "absolute", mode, samples, sampling, rubrics,
+                         {"instruction": instructions, "response": responses, "reference_answer": references})
+
+        def run(rows: list[int]) -> list[Grade]:
+            return self.judge.grade(
+                [instructions[i] for i in rows], [responses[i] for i in rows], [rubrics[i] for i in rows],
+                [references[i] for i in rows], mode=mode, samples=samples, errors=errors, **sampling,
+            )
+
+        return _through_cache(self.cache, "absolute", keys, run, Grade)
+
+    def compare(self, instructions: Sequence[Any], responses_a: Sequence[Any], responses_b: Sequence[Any],
+                rubric: Any, reference_answers: Any = None, mode: str = JudgingConfig.mode, samples: int = 1,
+                swap: bool = True, errors: str = "raise", **sampling: Any) -> list[Preference]:
+        """:meth:`Judge.compare <prometheus_reward.judge.Judge.compare>` through the cache."""
+        n = len(instructions)
+        if not len(responses_a) == len(responses_b) == n:
+            raise RowError(f"{n} instructions, {len(responses_a)} responses_a, {len(responses_b)} responses_b")
+        rubrics = column(rubric, n, "rubric")
+        references = column(reference_answers, n, "reference_answers")
+        kind = "relative+swap" if swap else "relative"
+        keys = _row_keys(self.judge, kind, mode, samples, sampling, rubrics,
+                         {"instruction": instructions, "response_a": responses_a, "response_b": responses_b,
+                          "reference_answer": references})
+
+        def run(rows: list[int]) -> list[Preference]:
+            return self.judge.compare(
+                [instructions[i] for i in rows], [responses_a[i] for i in rows], [responses_b[i] for i in rows],
+                [rubrics[i] for i in rows], [references[i] for i in rows], mode=mode, samples=samples, swap=swap,
+                errors=errors, **sampling,
+            )
+
+        return _through_cache(self.cache, kind, keys, run, Preference)
+
+    async def agrade(self, *args: Any, **kwargs: Any) -> list[Grade]:
+        """:meth:`grade` without blocking the event loop (runs in a worker thread)."""
+        return await asyncio.to_thread(self.grade, *args, **kwargs)
+
+    async def acompare(self, *args: Any, **kwargs: Any) -> list[Preference]:
+        """:meth:`compare` without blocking the event loop (runs in a worker thread)."""
+        return await asyncio.to_thread(self.compare, *args, **kwargs)
+
+    def stats(self) -> dict[str, int]:
+        """The cache's hits, misses and writes in this process."""
+        return self.cache.stats()
+
+    def close(self) -> None:
+        self.cache.close()

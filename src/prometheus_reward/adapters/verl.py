@@ -1,7 +1,7 @@
 """A Prometheus judge as verl's custom reward function.
 
 verl (``verl.trainer.main_ppo``) loads ``reward.custom_reward_function.path`` (a file path, or
-``pkg://prometheus_reward.integrations.verl``) and calls ``compute_score(data_source=...,
+``pkg://prometheus_reward.adapters.verl``) and calls ``compute_score(data_source=...,
 solution_str=..., ground_truth=..., extra_info=...)`` once per response, from several threads at
 once. It accepts a float or a dict with ``"score"`` (the other keys become
 ``reward_extra_info``). Here concurrent calls are gathered into one judge batch (a short wait,
@@ -11,10 +11,12 @@ cheaper than many single ones.
 Inputs: the instruction comes from ``extra_info`` (``question``, ``prompt``, ``instruction`` or
 ``query``; a string or chat messages), the reference answer from ``ground_truth`` (a JSON object
 ``{"reference_answer", "rubric"}`` also works), a per-row rubric from ``extra_info["rubric"]``.
-Configure the judge from the environment (see :func:`prometheus_reward.rewards.reward_config_from_env`)
-or through ``custom_reward_function.reward_kwargs`` (``judge_model``, ``judge_base_urls``,
-``rubric``, ``mode``...), which verl passes to every call. PPO cannot mask a reward: unscorable
-rows score ``fallback`` (0.0 unless set) and ``judge_unscorable`` = 1.
+Configure the judge from the environment (see :func:`prometheus_reward.config.from_env`) or
+through ``custom_reward_function.reward_kwargs``, which verl passes to every call, with the flat
+option names of the recipes (``judge_model``, ``judge_base_urls``, ``judge_mode``,
+``judge_max_new_tokens``, ``rubric``, ``normalize``...; an unknown name is an error). PPO cannot
+mask a reward: unscorable rows score ``fallback`` (by default the normaliser's neutral value, never
+the worst reward) and ``judge_unscorable`` = 1.
 
 The file uses absolute imports only: verl may execute it outside its package.
 
@@ -30,8 +32,10 @@ import os
 import threading
 from typing import Any, Callable, Mapping, Sequence
 
-from prometheus_reward.completions import prompt_text, strip_special_tokens
-from prometheus_reward.rewards import RubricReward, reward_config_from_env, reward_from_config
+from prometheus_reward.adapters.protocol import label_fields
+from prometheus_reward.config import JudgeConfig, JudgingConfig, RewardConfig, from_env, split_flat
+from prometheus_reward.rewards import RubricReward, reward_from_config, with_ppo_fallback
+from prometheus_reward.rows import strip_special_tokens
 
 _INSTRUCTION_KEYS = ("question", "prompt", "instruction", "query")
 _REWARDS: dict[str, RubricReward] = {}
@@ -46,16 +50,14 @@ def _reward_for(options: Mapping[str, Any]) -> RubricReward:
         with _LOCK:
             reward = _REWARDS.get(key)
             if reward is None:
-                config = reward_config_from_env()
-                judge = dict(config.get("judge") or {})
-                for option, value in options.items():
-                    if option.startswith("judge_"):
-                        judge[option[len("judge_"):]] = value
-                    else:
-                        config[option] = value
-                config["judge"] = judge
-                config.setdefault("fallback", 0.0)
-                reward = _REWARDS[key] = reward_from_config(config)
+                config = from_env()
+                # each flat option goes to its own config: judge_max_new_tokens is a judging
+                # option (sampling), not a model-loader keyword
+                parts = split_flat(options, "verl reward_kwargs")
+                config["judge"] = {**dict(config.get("judge") or {}), **parts[JudgeConfig]}
+                config.update(parts[JudgingConfig])
+                config.update(parts[RewardConfig])
+                reward = _REWARDS[key] = with_ppo_fallback(reward_from_config(config))
     return reward
 
 
@@ -119,29 +121,17 @@ def _instruction(extra_info: Mapping[str, Any] | None) -> Any:
 
 
 def _reference_and_rubric(ground_truth: Any, extra_info: Mapping[str, Any] | None) -> tuple[Any, Any]:
-    rubric = (extra_info or {}).get("rubric")
-    if isinstance(ground_truth, Mapping):
-        return ground_truth.get("reference_answer"), ground_truth.get("rubric", rubric)
-    if isinstance(ground_truth, str) and ground_truth.lstrip().startswith("{"):
-        try:
-            data = json.loads(ground_truth)
-            if isinstance(data, dict):
-                return data.get("reference_answer"), data.get("rubric", rubric)
-        except ValueError:
-            pass
-    if ground_truth is None or (isinstance(ground_truth, str) and not ground_truth.strip()):
-        return None, rubric
-    return str(ground_truth), rubric
+    return label_fields(ground_truth, (extra_info or {}).get("rubric"))
 
 
 def _score_batch(reward: RubricReward, items: list[tuple[Any, str, Any, Any]]) -> list[dict[str, float]]:
-    prompts = [prompt_text(i[0]) if i[0] is not None else None for i in items]
+    prompts = [i[0] for i in items]
     values, grades = reward.score(
         prompts,
         [strip_special_tokens(i[1]) if isinstance(i[1], str) else i[1] for i in items],
         **{reward.reference_column: [i[2] for i in items], reward.rubric_column: [i[3] for i in items]},
     )
-    fallback = reward.fallback if reward.fallback is not None else 0.0
+    fallback = reward.fallback if reward.fallback is not None else reward.neutral_reward
     out = []
     for value, grade in zip(values, grades):
         ok = grade is not None and grade.value is not None

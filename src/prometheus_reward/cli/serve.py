@@ -1,0 +1,87 @@
+"""``prometheus-reward serve``: rewards over HTTP (OpenRLHF ``/get_reward``, ``/grade``, ``/compare``)."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+from typing import Any
+
+from ..config import RewardConfig
+from .common import add_judge_options, add_judging_options, add_options, config_from, judge_from_args, judging_from_args
+
+logger = logging.getLogger("prometheus_reward.server")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def make_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser("serve", help="serve rewards over HTTP (OpenRLHF /get_reward, /grade, /compare)")
+    add_judge_options(parser)
+    add_judging_options(parser)
+    add_options(parser, RewardConfig, "rewards", skip=[o for o in (
+        "reference_answer", "reward_type", "pairwise_transform", "pairwise_anchor", "fallback", "timeout", "name",
+        "async_reward", "rubric_column", "reference_column", "log_feedback")])
+    group = parser.add_argument_group("server")
+    group.add_argument("--host", default="127.0.0.1", help="listen address (loopback by default)")
+    group.add_argument("--port", type=int, default=8000)
+    group.add_argument("--unscorable-reward", type=float, default=None,
+                       help="reward sent to OpenRLHF for unscorable rows, flagged in extra_logs (default: the "
+                            "normaliser's neutral value, a score of 3)")
+    group.add_argument("--no-labels-as-reference", action="store_true",
+                       help="ignore OpenRLHF labels instead of using them as reference answers")
+    group.add_argument("--token", default=None,
+                       help="require 'Authorization: Bearer TOKEN' (or set PROMETHEUS_REWARD_TOKEN)")
+    group.add_argument("--max-batch-rows", type=int, default=64, help="rows merged into one judge call")
+    group.add_argument("--max-merge-tokens", type=int, default=65536,
+                       help="estimated tokens merged into one judge call (--max-batch-tokens is the backend's budget)")
+    group.add_argument("--max-wait-ms", type=float, default=10.0, help="how long a batch waits to fill")
+    group.add_argument("--workers", type=int, default=None,
+                       help="judge calls in parallel (default 1 for a local model, 4 for HTTP upstreams)")
+    group.add_argument("--max-request-rows", type=int, default=4096)
+    group.add_argument("--max-body-mb", type=float, default=16.0)
+    group.add_argument("--log-level", default="warning", help="uvicorn log level")
+    parser.set_defaults(func=main)
+    return parser
+
+
+def main(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ..server import ServerConfig, create_app
+
+    token = args.token or os.environ.get("PROMETHEUS_REWARD_TOKEN") or None
+    if not _is_loopback(args.host) and not token:
+        logger.warning("serving on %s without a bearer token: anyone who can reach it can use the judge", args.host)
+    judge = judge_from_args(args)
+    remote = bool(args.base_urls)
+    reward = config_from(RewardConfig, args)
+    config = ServerConfig(
+        judging=judging_from_args(args),
+        rubric=reward.rubric,
+        normalize=reward.normalize,
+        unscorable_reward=args.unscorable_reward,
+        labels_as_reference=not args.no_labels_as_reference,
+        token=token,
+        max_batch_rows=args.max_batch_rows,
+        max_batch_tokens=args.max_merge_tokens,
+        max_wait_ms=args.max_wait_ms,
+        workers=args.workers or (4 if remote else 1),
+        max_request_rows=args.max_request_rows,
+        max_body_bytes=int(args.max_body_mb * 2**20),
+    )
+    app = create_app(judge, config)
+    print(f"prometheus-reward serving {judge.model_id} (mode={config.judging.mode}) on http://{args.host}:{args.port}",
+          flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+

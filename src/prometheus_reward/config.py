@@ -1,0 +1,409 @@
+"""Every option, declared once: who judges (:class:`JudgeConfig`), how (:class:`JudgingConfig`),
+what the reward does with the grades (:class:`RewardConfig`) and how candidates are ranked
+(:class:`RerankConfig`).
+
+Everything else derives from these dataclasses: the command-line options
+(:mod:`prometheus_reward.cli.common`), the recipes' ``TrlParser`` arguments
+(:data:`prometheus_reward.rewards.RewardArguments`), the reward configs of the PPO adapters, the
+server, the bench, and the ``PROMETHEUS_REWARD_*`` environment variables. A default lives in one
+place, the field below; :func:`defaults_table` prints all of them.
+
+Names in the three spellings:
+
+- Python and YAML sections: the field name (``JudgeConfig(model=...)``, ``{"judge": {"model": ...}}``).
+- flat namespaces (recipes, verl ``reward_kwargs``): judge and judging fields take a ``judge_``
+  prefix (``judge_model``, ``judge_mode``, ``judge_max_new_tokens``), reward fields none
+  (``rubric``, ``normalize``), because the trainers' own configs already own ``temperature``...
+- environment: ``PROMETHEUS_REWARD_`` + the field name in capitals (``PROMETHEUS_REWARD_MODEL``).
+
+Example:
+    >>> JudgingConfig(mode="direct").sampling_overrides()
+    {}
+    >>> JudgingConfig(max_new_tokens=64).sampling_overrides()
+    {'max_new_tokens': 64}
+    >>> from_mapping(JudgeConfig, {"model": "embedded", "dtype": "float32"}).dtype
+    'float32'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+DEFAULT_EVALUATOR = "prometheus-eval/prometheus-7b-v2.0"
+ENV_PREFIX = "PROMETHEUS_REWARD_"
+MODES: tuple[str, ...] = ("generate", "expected", "direct")
+CHAT_FAMILIES: tuple[str, ...] = ("prometheus-2", "prometheus-1", "auto", "raw")
+RELATIVE_VARIANTS: tuple[str, ...] = ("prometheus-2", "prometheus-eval-0.1.20")
+NORMALIZE_METHODS: tuple[str, ...] = ("linear", "symmetric", "centered", "zscore", "identity")
+PAIRWISE_TRANSFORMS: tuple[str, ...] = ("prob", "symmetric", "logit")
+PAIRWISE_ANCHORS: tuple[str, ...] = ("auto", "reference", "group")
+STRATEGIES: tuple[str, ...] = ("absolute", "pairwise")
+TOURNAMENTS: tuple[str, ...] = ("round-robin", "knockout")
+RANKINGS: tuple[str, ...] = ("win-rate", "bradley-terry")
+
+
+class ConfigError(ValueError):
+    """An option with a bad name or value (the message names it)."""
+
+
+def option(default: Any = None, help: str = "", *, choices: Iterable[str] | None = None, flag: str | None = None,
+           default_factory: Any = None, cli: bool = True) -> Any:
+    """A dataclass field carrying its documentation: ``help``, allowed ``choices``, the command-line
+    ``flag`` when it is not ``--field-name``, and ``cli=False`` for Python-only options."""
+    metadata = {"help": help, "choices": tuple(choices) if choices else None, "flag": flag, "cli": cli}
+    if default_factory is not None:
+        return field(default_factory=default_factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass
+class JudgeConfig:
+    """Who judges: a local evaluator (transformers) or OpenAI-compatible servers.
+
+    Example:
+        >>> JudgeConfig(model="embedded:tiny-random", dtype="float32").is_remote
+        False
+    """
+
+    model: str = option(DEFAULT_EVALUATOR, "evaluator: hub id, local folder, 'embedded' (Gemma-3-270M smoke model) "
+                        "or 'embedded:tiny-random'; with base_urls, the served model name")
+    adapter: str | None = option(None, "a peft LoRA adapter (folder or hub id) applied on top of the model")
+    dtype: str = option("auto", "weights dtype: auto, bfloat16, float16 or float32")
+    device_map: str | None = option(None, "where the evaluator lives, e.g. auto, cuda:1, cpu (keep it off the policy's GPU)")
+    family: str | None = option(None, "chat format (default: detected from the model)", choices=CHAT_FAMILIES)
+    max_batch_tokens: int | None = option(None, "token budget of one generation batch (default 16k on CPU, 64k on GPU)")
+    max_forward_tokens: int | None = option(None, "token budget of one forward-only batch (default 2k on CPU, "
+                                            "max_batch_tokens on GPU)")
+    max_input_tokens: int | None = option(None, "prompt token budget (default: the context minus the new tokens)")
+    max_retries: int = option(2, "re-samples of outputs without a parseable result (generate mode)")
+    relative_variant: str = option("prometheus-2", "wording of the pairwise prompt", choices=RELATIVE_VARIANTS)
+    seed: int | None = option(None, "seed of the evaluator's sampling")
+    base_urls: list[str] | None = option(None, "judge through these OpenAI-compatible servers (vLLM, SGLang, TGI, "
+                                         "llama.cpp) instead of loading the model", flag="--openai-base-url")
+    api: str = option("completions", "HTTP API of the servers", choices=("completions", "chat"), flag="--openai-api")
+    api_key_env: str = option("OPENAI_API_KEY", "environment variable holding the servers' API key (never pass keys "
+                              "as options)", flag="--openai-api-key-env")
+    tokenizer: str = option("auto", "tokenizer for exact chat formatting and token counts over HTTP ('auto': try "
+                            "the model; 'none': estimate)", flag="--openai-tokenizer")
+    request_timeout: float = option(120.0, "seconds per HTTP request")
+    max_concurrency: int = option(64, "HTTP requests in flight")
+    max_attempts: int = option(4, "tries per HTTP request (5xx, timeouts, refused connections)")
+    model_kwargs: dict[str, Any] = option(help="extra keyword arguments for the backend (Python only)",
+                                          default_factory=dict, cli=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.base_urls, str):
+            self.base_urls = [u.strip() for u in self.base_urls.split(",") if u.strip()]
+        check(self)
+
+    @property
+    def is_remote(self) -> bool:
+        return bool(self.base_urls)
+
+    def build(self):
+        """The :class:`~prometheus_reward.judge.Judge` this config describes."""
+        from .judge import Judge
+
+        return Judge.from_config(self)
+
+
+@dataclass
+class JudgingConfig:
+    """How each judgment is made. ``None`` sampling fields keep the evaluator's recommended
+    settings (:class:`~prometheus_reward.backends.base.SamplingParams`: 1024 new tokens,
+    temperature 1.0, top_p 0.9, repetition penalty 1.03).
+
+    Example:
+        >>> JudgingConfig().mode
+        'expected'
+    """
+
+    mode: str = option("expected", "generate: feedback + parsed [RESULT] N; expected: the same plus the score-token "
+                       "distribution (a smooth score); direct: no feedback, one forward pass", choices=MODES)
+    samples: int = option(1, "judgments per row, averaged (the papers use 3)")
+    max_new_tokens: int | None = option(None, "feedback length cap (default 1024)")
+    temperature: float | None = option(None, "evaluator sampling temperature (default 1.0; 0 = greedy)")
+    top_p: float | None = option(None, "evaluator nucleus sampling (default 0.9)")
+    repetition_penalty: float | None = option(None, "evaluator repetition penalty (default 1.03)")
+
+    def __post_init__(self) -> None:
+        check(self)
+
+    def sampling_overrides(self) -> dict[str, Any]:
+        """The sampling fields that differ from the evaluator's defaults."""
+        return {name: getattr(self, name) for name in SAMPLING_FIELDS if getattr(self, name) is not None}
+
+
+SAMPLING_FIELDS: tuple[str, ...] = ("max_new_tokens", "temperature", "top_p", "repetition_penalty")
+
+
+@dataclass
+class RewardConfig:
+    """What a reward function does with the judgments (TRL rewards, PPO adapters, server)."""
+
+    rubric: str | None = option("helpfulness", "default rubric: preset name, YAML/JSON file or rubric text (a "
+                                "'rubric' column overrides it per row)")
+    reference_answer: str | None = option(None, "default reference answer (a 'reference_answer' column overrides it)")
+    reward_type: str = option("absolute", "absolute (RubricReward) or pairwise (PairwiseReward)",
+                              choices=("absolute", "pairwise"))
+    normalize: str = option("linear", "how 1-5 scores become rewards: linear [0, 1], symmetric [-1, 1], centered, "
+                            "zscore (running, per rubric) or identity", choices=NORMALIZE_METHODS)
+    pairwise_transform: str = option("prob", "pairwise rewards: prob, symmetric (2p-1) or logit", choices=PAIRWISE_TRANSFORMS)
+    pairwise_anchor: str = option("auto", "pairwise rewards in GRPO/RLOO: auto, reference or group", choices=PAIRWISE_ANCHORS)
+    fallback: float | None = option(None, "reward of unscorable completions (None: masked by TRL; PPO adapters use "
+                                    "the normaliser's neutral value)")
+    timeout: float | None = option(None, "seconds one judge call may take before its batch is returned unscorable")
+    name: str | None = option(None, "the reward's name in the trainer's logs")
+    async_reward: bool = option(False, "use the async reward (overlaps with other async rewards; for remote judges)")
+    rubric_column: str = option("rubric", "dataset column with per-row rubrics")
+    reference_column: str = option("reference_answer", "dataset column with per-row reference answers")
+    log_feedback: bool = option(True, "log each completion's feedback to the trainer's completions table")
+
+    def __post_init__(self) -> None:
+        check(self)
+
+
+@dataclass
+class RerankConfig:
+    """How several candidates of one prompt are ranked (best-of-n, list labeling)."""
+
+    strategy: str = option("absolute", "absolute: grade each candidate (n calls); pairwise: compare them in both "
+                           "orders", choices=STRATEGIES)
+    tournament: str = option("round-robin", "pairwise: round-robin (n(n-1) calls) or knockout (2(n-1) calls)",
+                             choices=TOURNAMENTS)
+    ranking: str = option("win-rate", "round-robin ranking: mean win probability or a Bradley-Terry fit",
+                          choices=RANKINGS)
+
+    def __post_init__(self) -> None:
+        check(self)
+
+
+CONFIG_CLASSES = (JudgeConfig, JudgingConfig, RewardConfig, RerankConfig)
+# Flat names (recipes, adapters): judge and judging fields carry this prefix.
+_PREFIXED = (JudgeConfig, JudgingConfig)
+
+
+# -- introspection ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Option:
+    """One option as every front end sees it."""
+
+    owner: type
+    name: str
+    type: Any
+    default: Any
+    help: str
+    choices: tuple[str, ...] | None
+    flag: str
+    cli: bool
+
+    @property
+    def base_type(self) -> Any:
+        """The type without ``None`` (``int | None`` -> ``int``); ``list`` for list options."""
+        args = [a for a in typing.get_args(self.type) if a is not type(None)]
+        inner = args[0] if args else self.type
+        return list if typing.get_origin(inner) is list else inner
+
+    @property
+    def flat_name(self) -> str:
+        return f"judge_{self.name}" if self.owner in _PREFIXED else self.name
+
+    @property
+    def env_name(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+
+def options(cls: type) -> list[Option]:
+    """The options of a config class, in declaration order."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        meta = f.metadata
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        out.append(Option(cls, f.name, hints[f.name], default, meta.get("help", ""), meta.get("choices"),
+                          meta.get("flag") or "--" + f.name.replace("_", "-"), meta.get("cli", True)))
+    return out
+
+
+def check(config: Any) -> None:
+    """Raise :class:`ConfigError` for a value outside an option's choices or a bad number."""
+    for opt in options(type(config)):
+        value = getattr(config, opt.name)
+        if value is None:
+            continue
+        if opt.choices and value not in opt.choices:
+            raise ConfigError(f"unknown {opt.name} {value!r}; choose one of {', '.join(opt.choices)}")
+    positive = ("samples", "max_new_tokens", "max_batch_tokens", "max_forward_tokens", "max_input_tokens",
+                "max_concurrency", "max_attempts", "timeout", "request_timeout")
+    for name in positive:
+        value = getattr(config, name, None)
+        if value is not None and not value > 0:
+            raise ConfigError(f"{name} must be positive, got {value!r}")
+    for name in ("max_retries",):
+        value = getattr(config, name, None)
+        if value is not None and value < 0:
+            raise ConfigError(f"{name} must be 0 or more, got {value!r}")
+    for name in ("temperature", "repetition_penalty"):
+        value = getattr(config, name, None)
+        if value is not None and value < 0:
+            raise ConfigError(f"{name} must be 0 or more, got {value!r}")
+    top_p = getattr(config, "top_p", None)
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ConfigError(f"top_p must be in (0, 1], got {top_p!r}")
+
+
+# -- building configs from other shapes ---------------------------------------------------------------------
+def from_mapping(cls: type, mapping: Mapping[str, Any], where: str = "config") -> Any:
+    """``cls(**mapping)`` that names unknown keys and bad values (``where`` says where they came from)."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(mapping) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown {cls.__name__} option(s) {', '.join(unknown)} "
+                          f"(known: {', '.join(sorted(known))})")
+    try:
+        return cls(**dict(mapping))
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def from_object(cls: type, obj: Any, flat: bool = False) -> Any:
+    """A config from the attributes of ``obj`` (an argparse namespace, a recipe dataclass); with
+    ``flat=True`` judge and judging fields are read from their ``judge_`` names."""
+    values = {}
+    for opt in options(cls):
+        name = opt.flat_name if flat else opt.name
+        if hasattr(obj, name):
+            values[opt.name] = getattr(obj, name)
+    return cls(**values)
+
+
+def split_flat(mapping: Mapping[str, Any], where: str = "config") -> dict[type, dict[str, Any]]:
+    """Route flat keys (``judge_model``, ``judge_max_new_tokens``, ``rubric``) to their config class;
+    an unknown key is an error, never silently passed on.
+
+    Example:
+        >>> parts = split_flat({"judge_model": "embedded", "judge_max_new_tokens": 8, "rubric": "honesty"})
+        >>> parts[JudgeConfig], parts[JudgingConfig], parts[RewardConfig]
+        ({'model': 'embedded'}, {'max_new_tokens': 8}, {'rubric': 'honesty'})
+    """
+    routes = {opt.flat_name: opt for cls in (JudgeConfig, JudgingConfig, RewardConfig) for opt in options(cls)}
+    parts: dict[type, dict[str, Any]] = {JudgeConfig: {}, JudgingConfig: {}, RewardConfig: {}}
+    unknown = []
+    for key, value in mapping.items():
+        opt = routes.get(key)
+        if opt is None:
+            unknown.append(key)
+        else:
+            parts[opt.owner][opt.name] = value
+    if unknown:
+        raise ConfigError(f"{where}: unknown option(s) {', '.join(sorted(unknown))} (judge options are "
+                          f"judge_<name>, e.g. judge_model, judge_mode, judge_max_new_tokens)")
+    return parts
+
+
+def flat_dataclass(name: str, classes: Iterable[type] = (JudgeConfig, JudgingConfig, RewardConfig),
+                   overrides: Mapping[str, Any] | None = None, doc: str = "") -> type:
+    """A flat dataclass of the options of ``classes`` (flat names), e.g. the recipes'
+    ``RewardArguments`` that ``trl.TrlParser`` reads; ``overrides`` change defaults."""
+    overrides = dict(overrides or {})
+    fields = []
+    for cls in classes:
+        for opt in options(cls):
+            if not opt.cli:
+                continue
+            help_text = opt.help + (f" (choices: {', '.join(opt.choices)})" if opt.choices else "")
+            default = overrides.get(opt.flat_name, opt.default)
+            if isinstance(default, list):
+                spec = field(default_factory=lambda d=default: list(d), metadata={"help": help_text})
+            else:
+                spec = field(default=default, metadata={"help": help_text})
+            fields.append((opt.flat_name, opt.type, spec))
+    made = dataclasses.make_dataclass(name, fields)
+    made.__doc__ = doc or f"Flat options of {', '.join(c.__name__ for c in classes)}."
+    return made
+
+
+# -- environment ----------------------------------------------------------------------------------------------
+def _parse_env(opt: Option, text: str) -> Any:
+    base = opt.base_type
+    if base is list:
+        return [u.strip() for u in text.split(",") if u.strip()]
+    if base is bool:
+        lowered = text.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{opt.env_name} must be true or false, got {text!r}")
+    if base in (int, float):
+        try:
+            return base(text)
+        except ValueError:
+            raise ConfigError(f"{opt.env_name} must be a number, got {text!r}") from None
+    return text
+
+
+def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The reward config the environment describes, as :func:`prometheus_reward.rewards.reward_from_config`
+    reads it: ``PROMETHEUS_REWARD_CONFIG`` names a YAML/JSON file with such a mapping, and
+    ``PROMETHEUS_REWARD_<OPTION>`` variables override it (judge options go to its ``judge``
+    section, sampling options to ``sampling``).
+
+    Example:
+        >>> from_env({"PROMETHEUS_REWARD_MODEL": "embedded", "PROMETHEUS_REWARD_MODE": "direct",
+        ...           "PROMETHEUS_REWARD_MAX_NEW_TOKENS": "8"})
+        {'judge': {'model': 'embedded'}, 'mode': 'direct', 'sampling': {'max_new_tokens': 8}}
+    """
+    env = os.environ if environ is None else environ
+    config: dict[str, Any] = {}
+    path = env.get(ENV_PREFIX + "CONFIG")
+    if path:
+        import yaml
+
+        try:
+            with open(path, encoding="utf-8") as handle:
+                loaded = yaml.safe_load(handle) or {}
+        except OSError as err:
+            raise ConfigError(f"{ENV_PREFIX}CONFIG: cannot read {path}: {err.strerror}") from None
+        if not isinstance(loaded, Mapping):
+            raise ConfigError(f"{path}: the reward config must be a mapping")
+        config.update(loaded)
+    judge = dict(config.get("judge") or {})
+    sampling = dict(config.get("sampling") or {})
+    for cls in (JudgeConfig, JudgingConfig, RewardConfig):
+        for opt in options(cls):
+            text = env.get(opt.env_name)
+            if not text or not opt.cli:
+                continue
+            value = _parse_env(opt, text)
+            if cls is JudgeConfig:
+                judge[opt.name] = value
+            elif opt.name in SAMPLING_FIELDS:
+                sampling[opt.name] = value
+            else:
+                config[opt.name] = value
+    if judge:
+        config["judge"] = judge
+    if sampling:
+        config["sampling"] = sampling
+    return config
+
+
+# -- documentation ------------------------------------------------------------------------------------------------
+def defaults_table() -> str:
+    """Every option with its default, flag, flat name and environment variable, as markdown."""
+    lines = ["| option | default | command line | recipes / verl | environment | meaning |",
+             "|---|---|---|---|---|---|"]
+    for cls in CONFIG_CLASSES:
+        for opt in options(cls):
+            default = "-" if opt.default in (None, {}, []) else f"`{opt.default}`"
+            flat = f"`{opt.flat_name}`" if cls is not RerankConfig and opt.cli else "-"
+            env = f"`{opt.env_name}`" if cls is not RerankConfig and opt.cli else "-"
+            flag = f"`{opt.flag}`" if opt.cli else "(Python)"
+            choices = f" ({' / '.join(opt.choices)})" if opt.choices else ""
+            lines.append(f"| {cls.__name__}.{opt.name} | {default} | {flag} | {flat} | {env} | {opt.help}{choices} |")
+    return "\n".join(lines) + "\n"

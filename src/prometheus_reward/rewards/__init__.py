@@ -1,0 +1,48 @@
+"""TRL reward functions backed by a Prometheus-style judge.
+
+- :class:`RubricReward` / :class:`AsyncRubricReward` (:mod:`.absolute`): each completion graded 1-5
+  against a rubric, normalised into a reward.
+- :class:`PairwiseReward` (:mod:`.pairwise`): A-vs-B judgments in both orders; the Online DPO layout
+  (:class:`OnlineDPOPairwiseReward`) and the GRPO/RLOO group layout (:class:`GroupPairwiseReward`,
+  :class:`AsyncPairwiseReward`).
+- :mod:`.build`: rewards from the recipes' :data:`RewardArguments`, YAML mappings and the environment.
+
+They follow TRL's reward-function contract (``trl`` 1.16): called with keyword arguments
+``prompts``, ``completions``, ``completion_ids`` plus every extra dataset column, ``trainer_state``
+and, in GRPO/RLOO, ``log_extra`` / ``log_metric``; they return one float or None per completion
+(None = unscorable, masked by the trainer). Inside a training step they never raise: a row the
+judge cannot score comes back as None (or ``fallback``) with a warning and a logged metric, and a
+failing or slow judge call (see ``timeout``) turns the whole batch into None instead of stalling
+every rank.
+
+Example:
+    >>> from prometheus_reward import Judge, RubricReward
+    >>> judge = Judge.from_pretrained("prometheus-eval/prometheus-7b-v2.0", dtype="bfloat16")  # doctest: +SKIP
+    >>> reward = RubricReward(judge, rubric="helpfulness")                                     # doctest: +SKIP
+    >>> reward(prompts=["Say hi."], completions=["Hello!"])                                  # doctest: +SKIP
+    [0.83]
+    >>> # trainer = GRPOTrainer(model=..., reward_funcs=[reward], ...)
+"""
+
+from .absolute import AsyncRubricReward, RubricReward
+from .base import JudgeBusy, JudgedReward
+from .build import RewardArguments, build_reward, judge_config_from, make_reward, reward_config_from_env, reward_from_config, with_ppo_fallback
+from .pairwise import AsyncPairwiseReward, GroupPairwiseReward, OnlineDPOPairwiseReward, PairwiseReward
+
+__all__ = [
+    "AsyncPairwiseReward",
+    "AsyncRubricReward",
+    "GroupPairwiseReward",
+    "JudgeBusy",
+    "JudgedReward",
+    "OnlineDPOPairwiseReward",
+    "PairwiseReward",
+    "RewardArguments",
+    "RubricReward",
+    "build_reward",
+    "judge_config_from",
+    "make_reward",
+    "reward_config_from_env",
+    "reward_from_config",
+    "with_ppo_fallback",
+]

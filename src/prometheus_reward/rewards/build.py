@@ -1,0 +1,121 @@
+"""Rewards built from configuration: the recipes' :data:`RewardArguments` (flat options read by
+``trl.TrlParser``), plain mappings (YAML, the PPO adapters) and the environment. All of them are
+generated from :mod:`prometheus_reward.config`, so an option and its default exist once.
+
+Example:
+    >>> args = RewardArguments(judge_model="embedded:tiny-random", judge_max_new_tokens=8)
+    >>> reward = build_reward(args)
+    >>> reward.mode, reward.judging.max_new_tokens
+    ('expected', 8)
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+from ..config import (
+    JudgeConfig,
+    JudgingConfig,
+    RewardConfig,
+    flat_dataclass,
+    from_env,
+    from_mapping,
+    from_object,
+    options,
+)
+from .absolute import AsyncRubricReward, RubricReward
+from .base import JudgedReward
+from .pairwise import AsyncPairwiseReward, Layout, PairwiseReward
+
+logger = logging.getLogger("prometheus_reward.rewards")
+
+RewardArguments = flat_dataclass(
+    "RewardArguments",
+    doc="The judge and reward options of the training recipes, as ``trl.TrlParser`` reads them from the "
+        "command line and YAML: every :class:`~prometheus_reward.config.JudgeConfig` and "
+        ":class:`~prometheus_reward.config.JudgingConfig` field as ``judge_<name>`` (``judge_model``, "
+        "``judge_mode``, ``judge_max_new_tokens``), every :class:`~prometheus_reward.config.RewardConfig` "
+        "field by its name (``rubric``, ``normalize``, ``fallback``).",
+)
+RewardArguments.__module__ = __name__
+
+
+def make_reward(judge: Any, judging: JudgingConfig | None = None, reward: RewardConfig | None = None,
+                layout: Layout = "group") -> JudgedReward:
+    """The reward function the configs describe (``layout`` for pairwise rewards: ``group`` for
+    GRPO/RLOO, ``online_dpo`` for OnlineDPOTrainer). ``judge`` is a Judge, a JudgeConfig, its
+    dict or a model id; a config is built lazily, on the first call, in the process that calls."""
+    judging = judging or JudgingConfig()
+    reward = reward or RewardConfig()
+    common: dict[str, Any] = dict(
+        rubric=reward.rubric, reference_answer=reward.reference_answer, mode=judging.mode, samples=judging.samples,
+        sampling=judging.sampling_overrides(), fallback=reward.fallback, name=reward.name, timeout=reward.timeout,
+        rubric_column=reward.rubric_column, reference_column=reward.reference_column, log_feedback=reward.log_feedback,
+    )
+    if reward.reward_type == "absolute":
+        cls = AsyncRubricReward if reward.async_reward else RubricReward
+        return cls(judge, normalize=reward.normalize, **common)
+    if reward.async_reward and layout == "group":
+        return AsyncPairwiseReward(judge, anchor=reward.pairwise_anchor, transform=reward.pairwise_transform, **common)
+    return PairwiseReward(judge, layout=layout, anchor=reward.pairwise_anchor, transform=reward.pairwise_transform, **common)
+
+
+def build_reward(args: Any, layout: Layout = "group") -> JudgedReward:
+    """The reward a recipe's :data:`RewardArguments` describe (judge built lazily)."""
+    return make_reward(from_object(JudgeConfig, args, flat=True), from_object(JudgingConfig, args, flat=True),
+                       from_object(RewardConfig, args, flat=True), layout)
+
+
+def judge_config_from(value: Any, where: str = "judge") -> JudgeConfig:
+    """A :class:`JudgeConfig` from a config section: a JudgeConfig, its dict, or a model id."""
+    if isinstance(value, JudgeConfig):
+        return value
+    if isinstance(value, str):
+        return JudgeConfig(model=value)
+    if isinstance(value, Mapping):
+        return from_mapping(JudgeConfig, {k: v for k, v in value.items() if v is not None}, where)
+    raise TypeError(f"{where}: expected a mapping or a model id, got {type(value).__name__}")
+
+
+def reward_from_config(config: Mapping[str, Any], layout: Layout = "group", **overrides: Any) -> JudgedReward:
+    """A reward from a plain mapping (YAML): a ``judge`` section (:class:`JudgeConfig` fields, or a
+    model id), :class:`JudgingConfig` fields (``mode``, ``samples``, and the sampling fields
+    directly or in a ``sampling`` section) and :class:`RewardConfig` fields (``rubric``,
+    ``normalize``, ``fallback``...). Unknown keys are errors.
+
+    Example:
+        >>> r = reward_from_config({"judge": {"model": "embedded:tiny-random"}, "rubric": "honesty"})
+        >>> r.__name__.startswith("prometheus_honesty")
+        True
+    """
+    config = {**dict(config), **overrides}
+    judge = config.pop("judge", None)
+    if judge is None:
+        raise ValueError("the reward config needs a 'judge' section")
+    sampling = dict(config.pop("sampling", None) or {})
+    judging_names = {o.name for o in options(JudgingConfig)}
+    reward_names = {o.name for o in options(RewardConfig)}
+    unknown = set(config) - judging_names - reward_names
+    if unknown:
+        raise ValueError(f"unknown reward config key(s): {', '.join(sorted(unknown))}")
+    judging = from_mapping(JudgingConfig, {**{k: v for k, v in config.items() if k in judging_names}, **sampling},
+                           "reward config")
+    reward = from_mapping(RewardConfig, {k: v for k, v in config.items() if k in reward_names}, "reward config")
+    return make_reward(judge_config_from(judge) if not hasattr(judge, "grade") else judge, judging, reward, layout)
+
+
+def reward_config_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The reward config the environment describes (see :func:`prometheus_reward.config.from_env`)."""
+    return from_env(environ)
+
+
+def with_ppo_fallback(reward: JudgedReward) -> JudgedReward:
+    """PPO cannot mask a reward: unless ``fallback`` is set, an unscorable row gets the reward's
+    neutral value (0.5 under ``linear``, a score of 3), never the worst reward, so a judge outage
+    does not punish the policy. Logged, so the choice is visible."""
+    if reward.fallback is None:
+        reward.fallback = reward.neutral_reward
+        logger.warning("%s: unscorable rows get the neutral reward %.3g (set 'fallback' to choose another)",
+                       reward.__name__, reward.fallback)
+    return reward

@@ -1,0 +1,255 @@
+"""Relative grading as a reward: the judge compares two responses in both orders and the reward
+is a win probability. Two layouts, two classes:
+
+- :class:`OnlineDPOPairwiseReward` (``layout="online_dpo"``): TRL's OnlineDPOTrainer calls the
+  reward with 2B rows, the first half sample A and the second half sample B of the same prompts;
+  rewards are p(A beats B) for the first half and 1 - p for the second.
+- :class:`GroupPairwiseReward` (``layout="group"``, GRPO / RLOO): each completion is compared with
+  an anchor of its group and rewarded with its win probability. Groups are found by prompt
+  identity (not position: a group may be split across ranks). The anchor is the row's reference
+  answer (``anchor="reference"``), a designated completion of the group (``"group"``: the one with
+  the smallest content hash, so the choice does not depend on order; it gets 0.5, a tie with
+  itself), or the reference when the row has one, else the group completion (``"auto"``).
+
+``PairwiseReward(judge, rubric, layout=...)`` builds the class of the layout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import defaultdict
+from typing import Any, Literal, Mapping, Sequence
+
+from ..config import PAIRWISE_ANCHORS, PAIRWISE_TRANSFORMS, JudgingConfig, RewardConfig
+from ..grades import Preference
+from ..rows import group_key
+from ..scoring import pairwise_reward
+from .base import JudgeCall, JudgedReward, RewardRows, Steps, finite
+
+Layout = Literal["online_dpo", "group"]
+Anchor = Literal["auto", "reference", "group"]
+
+
+class PairwiseReward(JudgedReward):
+    """Pairwise (A vs B) judgments as a reward; see the module for the layouts.
+
+    Args:
+        judge, rubric, reference_answer, mode, fallback, name, samples, sampling, timeout,
+        rubric_column, reference_column, log_feedback: as in :class:`~prometheus_reward.rewards.RubricReward`.
+        layout: ``online_dpo`` (:class:`OnlineDPOPairwiseReward`, the default) or ``group``
+            (:class:`GroupPairwiseReward`).
+        anchor: group layout: ``auto``, ``reference`` or ``group``.
+        transform: ``prob`` (p), ``symmetric`` (2p - 1) or ``logit`` (log-odds).
+
+    Example:
+        >>> reward = PairwiseReward(judge, rubric="helpfulness", layout="group")         # doctest: +SKIP
+        >>> reward(prompts=["Hi?", "Hi?"], completions=["Hello!", "Go away."])            # doctest: +SKIP
+        [0.5, 0.09]
+    """
+
+    _default_prefix = "prometheus_pairwise"
+    layout: str = "online_dpo"
+
+    def __new__(cls, *args: Any, layout: Layout | None = None, **kwargs: Any) -> "PairwiseReward":
+        if cls is PairwiseReward:
+            layout = layout or (args[3] if len(args) > 3 else "online_dpo")
+            if layout not in _LAYOUTS:
+                raise ValueError(f"unknown layout {layout!r}; choose 'online_dpo' or 'group'")
+            cls = _LAYOUTS[layout]
+        return super().__new__(cls)
+
+    def __init__(
+        self,
+        judge: Any,
+        rubric: Any = None,
+        reference_answer: str | None = None,
+        layout: Layout | None = None,
+        anchor: Anchor = RewardConfig.pairwise_anchor,  # type: ignore[assignment]
+        mode: str = JudgingConfig.mode,
+        transform: str = RewardConfig.pairwise_transform,
+        fallback: float | None = None,
+        name: str | None = None,
+        *,
+        samples: int = JudgingConfig.samples,
+        sampling: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+        rubric_column: str = "rubric",
+        reference_column: str = "reference_answer",
+        log_feedback: bool = True,
+    ):
+        if layout is not None and layout != self.layout:
+            raise ValueError(f"{type(self).__name__} has layout {self.layout!r}, not {layout!r}")
+        if anchor not in PAIRWISE_ANCHORS:
+            raise ValueError(f"unknown anchor {anchor!r}; choose one of {PAIRWISE_ANCHORS}")
+        if transform not in PAIRWISE_TRANSFORMS:
+            raise ValueError(f"unknown transform {transform!r}; choose one of {PAIRWISE_TRANSFORMS}")
+        super().__init__(
+            judge, rubric=rubric, reference_answer=reference_answer, mode=mode, samples=samples, sampling=sampling,
+            fallback=fallback, name=name, timeout=timeout, rubric_column=rubric_column,
+            reference_column=reference_column, log_feedback=log_feedback,
+        )
+        self.anchor = anchor
+        self.transform = transform
+        self.last_preferences: list[Preference | None] = []
+
+    @property
+    def neutral_reward(self) -> float:
+        """The reward of an even match (p = 0.5)."""
+        return float(pairwise_reward(0.5, self.transform))  # type: ignore[arg-type]
+
+    def __getnewargs_ex__(self) -> tuple[tuple, dict[str, Any]]:
+        return (), {"layout": self.layout}
+
+    def __call__(self, prompts: Sequence[Any] | None = None, completions: Sequence[Any] = (), completion_ids: Any = None,
+                 **kwargs: Any) -> list[float | None]:
+        """Rewards for ``completions`` (see the layouts). Never raises on judge trouble."""
+        return self._drive(self._steps(prompts, completions, kwargs))
+
+    # -- pairing: what each layout judges -------------------------------------------------------------------
+    def _pairs(self, rows: RewardRows) -> tuple[list[str | None], list[int], list[str], list[int]]:
+        """(per-row errors, rows judged, their anchor texts, rows that tie with their anchor)."""
+        raise NotImplementedError
+
+    def _mirror(self, probs: list[float | None], prefs: list[Preference | None], errors: list[str | None]) -> None:
+        """Fill the rows that read another row's judgment (online DPO's second half)."""
+
+    # -- one implementation for sync and async ---------------------------------------------------------------
+    def _steps(self, prompts: Sequence[Any] | None, completions: Sequence[Any], kwargs: Mapping[str, Any]) -> Steps:
+        start = time.perf_counter()
+        rows = self._read_rows(prompts, completions, kwargs)
+        errors, judged, anchors, ties = self._pairs(rows)
+        prefs: list[Preference] | None = None
+        failure = None
+        if judged:
+            result = yield JudgeCall("compare", (
+                [rows.instructions[i] for i in judged], [rows.responses[i] for i in judged], anchors,
+                [rows.rubrics[i] for i in judged],
+            ), {"reference_answers": [rows.references[i] for i in judged], **self._judge_kwargs(), "swap": True})
+            if isinstance(result, BaseException):
+                failure = self._failure(result, len(judged))
+            else:
+                prefs = result
+        return self._finish(rows, errors, judged, ties, prefs, failure, time.perf_counter() - start, kwargs)
+
+    def _finish(self, rows: RewardRows, errors: list[str | None], judged: list[int], ties: list[int],
+                prefs: list[Preference] | None, failure: str | None, seconds: float,
+                kwargs: Mapping[str, Any]) -> list[float | None]:
+        n = len(errors)
+        probs: list[float | None] = [None] * n
+        row_prefs: list[Preference | None] = [None] * n
+        errors = list(errors)
+        if prefs is not None and len(prefs) == len(judged):
+            for i, pref in zip(judged, prefs):
+                row_prefs[i] = pref
+                probs[i] = finite(pref.prob_a)
+                if probs[i] is None:
+                    errors[i] = pref.error or "no usable preference"
+        else:
+            for i in judged:
+                errors[i] = failure or "the judge returned the wrong number of preferences"
+        for i in ties:
+            probs[i] = 0.5
+        self._mirror(probs, row_prefs, errors)
+        rewards = [None if p is None else pairwise_reward(p, self.transform) for p in probs]  # type: ignore[arg-type]
+        self.last_preferences = row_prefs
+        self._warn_unscorable([e if p is None else None for e, p in zip(errors, probs)], n)
+        judged_prefs = [row_prefs[i] for i in judged if row_prefs[i] is not None and row_prefs[i].prob_a is not None]
+        scored = [p for p in probs if p is not None]
+        extras: dict[str, list[Any]] = {"win_prob": probs}
+        if self.log_feedback:
+            tied = set(ties)
+            extras["feedback"] = [
+                (row_prefs[i].feedback if row_prefs[i] is not None and probs[i] is not None else
+                 ("[tie with the anchor]" if i in tied else f"[unscorable] {errors[i]}"))
+                for i in range(n)
+            ]
+        self._log(kwargs, extras, {
+            "unscorable_frac": (n - len(scored)) / n if n else 0.0,
+            "win_prob_mean": sum(scored) / len(scored) if scored else None,
+            "consistent_frac": sum(p.consistent for p in judged_prefs) / len(judged_prefs) if judged_prefs else None,
+            "truncated_frac": sum(bool(p and p.truncated) for p in row_prefs) / n if n else 0.0,
+            "judge_seconds": seconds,
+        })
+        return self._apply_fallback(rewards)
+
+
+class OnlineDPOPairwiseReward(PairwiseReward):
+    """TRL's OnlineDPOTrainer layout: rows i and i + B are two samples of one prompt; one judgment
+    (both orders) per pair gives p(A beats B) to row i and 1 - p to row i + B."""
+
+    layout = "online_dpo"
+
+    def _pairs(self, rows: RewardRows) -> tuple[list[str | None], list[int], list[str], list[int]]:
+        n = len(rows)
+        errors = list(rows.errors)
+        if n % 2:
+            return [f"row {i}: online_dpo layout needs an even number of rows, got {n}" for i in range(n)], [], [], []
+        half = n // 2
+        judged, anchors, ties = [], [], []
+        for i in range(half):
+            j = i + half
+            if group_key(rows.prompts[i]) != group_key(rows.prompts[j]):
+                message = f"row {i}: field 'prompt' differs from row {j}'s (online_dpo pairs row i with row i + {half})"
+                errors[i] = errors[i] or message
+                errors[j] = errors[j] or message
+            elif errors[i] or errors[j]:
+                errors[i] = errors[i] or errors[j]
+                errors[j] = errors[j] or errors[i]
+            elif rows.responses[j] == rows.responses[i]:
+                ties.append(i)  # a response against itself: a tie, no judge call needed
+            else:
+                judged.append(i)
+                anchors.append(rows.responses[j])  # type: ignore[arg-type]
+        return errors, judged, anchors, ties
+
+    def _mirror(self, probs: list[float | None], prefs: list[Preference | None], errors: list[str | None]) -> None:
+        half = len(probs) // 2
+        for i in range(half):
+            j = i + half
+            probs[j] = None if probs[i] is None else 1.0 - probs[i]
+            prefs[j] = prefs[i]
+            if probs[i] is None and errors[i]:
+                errors[j] = errors[j] or errors[i]
+
+
+class GroupPairwiseReward(PairwiseReward):
+    """GRPO / RLOO layout: each completion against an anchor of its prompt group (see the module).
+    Its ``async`` twin is :class:`AsyncPairwiseReward`."""
+
+    layout = "group"
+
+    def _pairs(self, rows: RewardRows) -> tuple[list[str | None], list[int], list[str], list[int]]:
+        n = len(rows)
+        errors = list(rows.errors)
+        groups: dict[str, list[int]] = defaultdict(list)
+        for i in range(n):
+            if errors[i] is None:
+                groups[group_key(rows.prompts[i])].append(i)
+        judged, anchors, ties = [], [], []
+        for members in groups.values():
+            pick = min(members, key=lambda j: (hashlib.sha256((rows.responses[j] or "").encode()).hexdigest(), j))
+            for i in members:
+                reference = rows.references[i]
+                if self.anchor == "reference" and reference is None:
+                    errors[i] = f"row {i}: field '{self.reference_column}' is empty and anchor='reference' needs it"
+                    continue
+                anchor = reference if reference is not None and self.anchor in ("reference", "auto") else rows.responses[pick]
+                if anchor == rows.responses[i]:
+                    ties.append(i)
+                else:
+                    judged.append(i)
+                    anchors.append(anchor)  # type: ignore[arg-type]
+        return errors, judged, anchors, ties
+
+
+class AsyncPairwiseReward(GroupPairwiseReward):
+    """:class:`GroupPairwiseReward` with ``async def __call__`` (GRPO/RLOO; OnlineDPO calls rewards
+    synchronously, so use :class:`PairwiseReward` there). It awaits ``judge.acompare``."""
+
+    async def __call__(self, prompts: Sequence[Any] | None = None, completions: Sequence[Any] = (),  # type: ignore[override]
+                       completion_ids: Any = None, **kwargs: Any) -> list[float | None]:
+        return await self._adrive(self._steps(prompts, completions, kwargs))
+
+
+_LAYOUTS: dict[str, type[PairwiseReward]] = {"online_dpo": OnlineDPOPairwiseReward, "group": GroupPairwiseReward}

@@ -1,0 +1,261 @@
+"""The one reader of rows: what the evaluator reads from the prompts, completions, chat rows,
+rubric and reference columns every entry point receives (TRL rewards, the CLI, labeling,
+best-of-n, the server, the PPO adapters).
+
+**Multi-turn policy** (the same everywhere):
+
+- a prompt is a string, or chat messages: the evaluator's instruction is the last user message;
+  earlier user/assistant turns go in front as a short transcript ("Conversation so far: ...",
+  then "Latest request: ..."), so that "it" or "the above" stays resolvable; system messages are
+  left out (they instruct the policy, not the evaluator);
+- a response is a string, one assistant message, or a list of messages: the last assistant
+  message with text (a tool-using run ends with the answer after the tool results), else that
+  message's tool calls rendered as ``[tool call] name(arguments)``;
+- message content may be a string or a list of typed parts (``{"type": "text", "text": ...}``);
+  the text parts are joined.
+
+Anything else is a :class:`RowError` naming the row and the field.
+
+Example:
+    >>> response_text([{"role": "assistant", "content": "Hi!"}])
+    'Hi!'
+    >>> prompt_text([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hi."}])
+    'Say hi.'
+    >>> require_prompt(None, 3, "prompt")
+    Traceback (most recent call last):
+    ...
+    prometheus_reward.rows.RowError: row 3: field 'prompt' must be a string or chat messages, got None
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Mapping, Sequence
+
+from .rubric import Rubric
+
+
+class RowError(ValueError):
+    """A bad input row; the message names the row and the field."""
+
+
+def describe(value: Any) -> str:
+    """A short name of what a bad value is (for error messages)."""
+    return "None" if value is None else type(value).__name__
+
+
+# -- chat rows -> text -------------------------------------------------------------------------------------
+def content_text(content: Any) -> str | None:
+    """The text of a message ``content``: a string, or the text parts of a list of typed parts."""
+    if content is None:
+        return None
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Sequence):
+        parts = []
+        for part in content:
+            if isinstance(part, str):
+                parts.append(part)
+            elif isinstance(part, Mapping) and isinstance(part.get("text"), str):
+                parts.append(part["text"])
+        return "".join(parts) if parts else None
+    return None
+
+
+def _tool_calls_text(message: Mapping[str, Any]) -> str | None:
+    """A readable rendering of an assistant turn that only calls tools."""
+    rendered = []
+    for call in message.get("tool_calls") or []:
+        if not isinstance(call, Mapping):
+            continue
+        function = call.get("function", call)
+        name = function.get("name", "tool") if isinstance(function, Mapping) else "tool"
+        arguments = function.get("arguments", "") if isinstance(function, Mapping) else ""
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments, ensure_ascii=False, sort_keys=True)
+        rendered.append(f"[tool call] {name}({arguments})")
+    return "\n".join(rendered) if rendered else None
+
+
+def _messages(value: Any) -> list[Mapping[str, Any]] | None:
+    if isinstance(value, Mapping) and "role" in value:
+        return [value]
+    if isinstance(value, Sequence) and not isinstance(value, str) and value and all(isinstance(m, Mapping) for m in value):
+        return list(value)
+    return None
+
+
+def response_text(response: Any) -> str | None:
+    """The response to grade (see the module's multi-turn policy); None when nothing can be read."""
+    if isinstance(response, str):
+        return response
+    messages = _messages(response)
+    if messages is None:
+        return None
+    assistant = [m for m in messages if m.get("role", "assistant") == "assistant"]
+    for message in reversed(assistant):
+        text = content_text(message.get("content"))
+        if text is not None and text.strip():
+            return text
+    if assistant:
+        return _tool_calls_text(assistant[-1]) or content_text(assistant[-1].get("content"))
+    return None
+
+
+def prompt_text(prompt: Any) -> str | None:
+    """The instruction the response answers (see the module's multi-turn policy); None when the
+    prompt is neither text nor chat messages with a user turn."""
+    if isinstance(prompt, str):
+        return prompt
+    messages = _messages(prompt)
+    if messages is None:
+        return None
+    turns = [m for m in messages if m.get("role") != "system"]
+    last_user = max((i for i, m in enumerate(turns) if m.get("role") == "user"), default=None)
+    if last_user is None:
+        return None
+    question = content_text(turns[last_user].get("content"))
+    if question is None:
+        return None
+    history = []
+    for message in turns[:last_user]:
+        text = content_text(message.get("content"))
+        if text:
+            history.append(f"{message.get('role', 'user')}: {text}")
+    if not history:
+        return question
+    return "Conversation so far:\n" + "\n".join(history) + "\n\nLatest request:\n" + question
+
+
+def require_prompt(value: Any, row: int, field: str = "prompt") -> str:
+    """:func:`prompt_text`, or a :class:`RowError` naming the row and field."""
+    text = prompt_text(value)
+    if text is None:
+        if _messages(value) is not None:
+            raise RowError(f"row {row}: field '{field}' has no user message with text")
+        raise RowError(f"row {row}: field '{field}' must be a string or chat messages, got {describe(value)}")
+    return text
+
+
+def require_response(value: Any, row: int, field: str = "response") -> str:
+    """:func:`response_text`, or a :class:`RowError` naming the row and field."""
+    text = response_text(value)
+    if text is None:
+        if _messages(value) is not None:
+            raise RowError(f"row {row}: field '{field}' has no assistant message with text")
+        raise RowError(f"row {row}: field '{field}' must be a string or assistant messages, got {describe(value)}")
+    return text
+
+
+def require_text(value: Any, row: int, field: str, optional: bool = False) -> str | None:
+    """A plain string field (None allowed when ``optional``), or a :class:`RowError`."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise RowError(f"row {row}: field '{field}' must be a string, got {describe(value)}")
+    return value
+
+
+def group_key(prompt: Any) -> str:
+    """A stable identity of a prompt (string or messages), for grouping completions by prompt."""
+    if isinstance(prompt, str):
+        return prompt
+    try:
+        return json.dumps(prompt, sort_keys=True, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return repr(prompt)
+
+
+# Chat-template markers of common policy families, used to recover the user request from an
+# already templated prompt string (OpenRLHF hands over templated text, not messages).
+_TEMPLATED_USER = (
+    re.compile(r"<\|im_start\|>user\n(.*?)<\|im_end\|>", re.S),  # ChatML (Qwen, ...)
+    re.compile(r"<start_of_turn>user\n(.*?)<end_of_turn>", re.S),  # Gemma
+    re.compile(r"<\|start_header_id\|>user<\|end_header_id\|>\n\n(.*?)<\|eot_id\|>", re.S),  # Llama 3
+    re.compile(r"\[INST\](.*?)\[/INST\]", re.S),  # Llama 2 / Mistral
+    re.compile(r"<\|user\|>\n(.*?)(?:<\|end\|>|</s>|<\|assistant\|>)", re.S),  # Phi / Zephyr
+)
+_SPECIAL_TOKENS = re.compile(
+    r"(<\|[a-z_]+\|>|<start_of_turn>|<end_of_turn>|</?s>|<eos>|<bos>|<pad>|\[/?INST\])"
+)
+
+
+def untemplate_prompt(text: str) -> str:
+    """The last user turn of a chat-templated prompt string, or the text with special tokens
+    removed when no known template matches."""
+    for pattern in _TEMPLATED_USER:
+        found = pattern.findall(text)
+        if found:
+            return found[-1].strip()
+    return _SPECIAL_TOKENS.sub("", text).strip()
+
+
+def strip_special_tokens(text: str) -> str:
+    """Remove end-of-turn and padding markers a decoded response may carry."""
+    return _SPECIAL_TOKENS.sub("", text).strip()
+
+
+# -- columns ----------------------------------------------------------------------------------------------------
+def column(values: Any, n: int, name: str) -> list[Any]:
+    """A per-row column: None -> ``[None] * n``; a list or tuple must have ``n`` values; any other
+    single value is broadcast to every row.
+
+    Example:
+        >>> column(None, 2, "rubric"), column("x", 2, "rubric"), column(["a", "b"], 2, "rubric")
+        ([None, None], ['x', 'x'], ['a', 'b'])
+    """
+    if values is None:
+        return [None] * n
+    if isinstance(values, (list, tuple)):
+        if len(values) != n:
+            raise RowError(f"field '{name}' has {len(values)} values for {n} rows")
+        return list(values)
+    return [values] * n
+
+
+def reference_for(cell: Any, default: str | None, row: int, field: str = "reference_answer") -> str | None:
+    """The row's reference answer: a non-empty string cell, else ``default``."""
+    if cell is None or (isinstance(cell, str) and not cell.strip()):
+        return default
+    if not isinstance(cell, str):
+        raise RowError(f"row {row}: field '{field}' must be a string, got {describe(cell)}")
+    return cell
+
+
+class RubricColumn:
+    """Per-row rubric cells (a Rubric, preset name, dict, YAML path or text) -> :class:`Rubric`,
+    each distinct cell coerced once; an empty cell takes ``default``.
+
+    Example:
+        >>> rubrics = RubricColumn(default="helpfulness")
+        >>> rubrics.resolve(None, 0).name, rubrics.resolve("honesty", 1).name
+        ('helpfulness', 'honesty')
+    """
+
+    def __init__(self, default: Any = None, field: str = "rubric", max_cached: int = 4096):
+        self.default = None if default is None else Rubric.coerce(default)
+        self.field = field
+        self.max_cached = max_cached
+        self._cache: dict[str, Rubric] = {}
+
+    def resolve(self, cell: Any, row: int) -> Rubric:
+        if cell is None or (isinstance(cell, str) and not cell.strip()):
+            if self.default is None:
+                raise RowError(f"row {row}: field '{self.field}' is empty and there is no default rubric")
+            return self.default
+        if isinstance(cell, Rubric):
+            return cell
+        if isinstance(cell, Mapping):
+            # datasets unifies dict columns across rows, filling absent keys with None
+            cell = {k: v for k, v in cell.items() if v is not None}
+        key = group_key(cell)
+        rubric = self._cache.get(key)
+        if rubric is None:
+            try:
+                rubric = Rubric.coerce(cell)
+            except (ValueError, TypeError, OSError) as err:
+                raise RowError(f"row {row}: field '{self.field}' is invalid: {err}") from None
+            if len(self._cache) < self.max_cached:
+                self._cache[key] = rubric
+        return rubric
