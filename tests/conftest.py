@@ -19,15 +19,14 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data" / "benchmarks"
+BENCHMARK_DATA = REPO / "tests" / "fixtures" / "benchmarks"
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """The benchmark files beside the checkout (../shared/data/benchmarks)."""
-    if not SHARED_DATA.is_dir():
-        pytest.fail(f"benchmark data not found at {SHARED_DATA}")
-    return SHARED_DATA
+def benchmark_data() -> Path:
+    """Slices of the four benchmark sets under their usual file names, plus a GPT-4 feedback
+    corpus (tests/fixtures/benchmarks; its README says how they were cut)."""
+    return BENCHMARK_DATA
 
 
 @pytest.fixture(scope="session")
