@@ -108,6 +108,18 @@ def pick_feedbacks(name: str, rows: list[dict], seed: int) -> list[dict]:
     return sorted(chosen, key=lambda it: (it["row"], it["run"]))
 
 
+def _check_round_trip(name: str, rows: list[dict]) -> None:
+    """Every rendered prompt of the full set splits into fields and re-renders to itself (the
+    tests check the slices; this covers the other rows)."""
+    from prometheus_reward.metaeval.data import render_absolute_prompt, split_absolute_prompt
+
+    keys = ("chosen_instruction", "rejected_instruction") if "hhh" in name else ("instruction",)
+    for i, row in enumerate(rows):
+        for key in keys:
+            if render_absolute_prompt(split_absolute_prompt(row[key])) != row[key]:
+                raise SystemExit(f"{name} row {i}: field '{key}' does not round-trip")
+
+
 def cut(source: dict[str, Path]) -> dict[str, str]:
     """File name -> text of the slice."""
     out: dict[str, str] = {}
@@ -120,6 +132,7 @@ def cut(source: dict[str, Path]) -> dict[str, str]:
             row_text = "\n".join("    " + line for line in json.dumps(rows[i], indent=4).splitlines())
             assert row_text in text and row_text in sliced, (name, i)
         out[name] = sliced
+        _check_round_trip(name, rows)
         if bench != "hhh":
             corpus += pick_feedbacks(bench, rows, seed=0 if bench == "vicuna" else 1)
     lines, rows = _jsonl_rows(source["autoj"])
@@ -143,12 +156,14 @@ def main(argv: list[str] | None = None) -> int:
     slices = cut(source)
     if args.check:
         differ = [name for name, text in slices.items() if (OUT / name).read_text(encoding="utf-8") != text]
-        print("slices differ: " + ", ".join(differ) if differ else f"{len(slices)} slices match the sources")
+        print("slices differ: " + ", ".join(differ) if differ else
+              f"{len(slices)} slices match the sources; every rendered prompt of the full sets round-trips")
         return 1 if differ else 0
     OUT.mkdir(parents=True, exist_ok=True)
     for name, text in slices.items():
         (OUT / name).write_text(text, encoding="utf-8")
-        print(f"{OUT / name}: {len(text.encode())} bytes, {text.count(chr(10)) if name.endswith('l') else len(json.loads(text))} rows")
+        rows = text.count("\n") if name.endswith(".jsonl") else len(json.loads(text))
+        print(f"{OUT / name}: {len(text.encode())} bytes, {rows} rows")
     return 0
 
 
