@@ -79,9 +79,9 @@ def test_compare_command(tiny_model_dir, tmp_path, capsys):
     assert "consistent" in capsys.readouterr().out
 
 
-def test_bench_reports_every_mode(tiny_model_dir, shared_data, tmp_path, capsys):
+def test_bench_reports_every_mode(tiny_model_dir, benchmark_data, tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert main(["bench", "--model", str(tiny_model_dir), "--data", str(shared_data / "vicuna_eval.json"),
+    assert main(["bench", "--model", str(tiny_model_dir), "--data", str(benchmark_data / "vicuna_eval.json"),
                  "--limit", "2", "--max-new-tokens", "4", "--no-isolate", "--json", str(out)]) == 0
     results = json.loads(out.read_text())
     assert list(results) == ["sequential", "generate", "expected", "direct", "raw-forward"]
@@ -94,9 +94,9 @@ def test_bench_reports_every_mode(tiny_model_dir, shared_data, tmp_path, capsys)
     assert "direct efficiency vs raw-forward" in capsys.readouterr().out
 
 
-def test_bench_isolated_mode_and_random_init(shared_data, tmp_path):
+def test_bench_isolated_mode_and_random_init(benchmark_data, tmp_path):
     out = tmp_path / "bench.json"
-    assert main(["bench", "--random-init", "tiny-mistral", "--data", str(shared_data / "vicuna_eval.json"),
+    assert main(["bench", "--random-init", "tiny-mistral", "--data", str(benchmark_data / "vicuna_eval.json"),
                  "--limit", "2", "--modes", "direct,raw-forward", "--json", str(out)]) == 0
     results = json.loads(out.read_text())
     assert results["direct"]["model"] == "random-init:tiny-mistral"

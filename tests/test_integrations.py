@@ -54,7 +54,7 @@ def _load_like_openrlhf(path: Path):
 QUERY_PROMPT = "<|im_start|>user\nName a colour.<|im_end|>\n<|im_start|>assistant\n"
 
 
-def test_openrlhf_reward_func_through_the_engine_loader(judge_env):
+def test_openrlhf_reward_func_through_the_engine_loader(judge_env, weaker_check):
     func = _load_like_openrlhf(OPENRLHF_FILE)
     params = list(inspect.signature(func).parameters)
     assert params[:3] == ["queries", "prompts", "labels"]
@@ -62,9 +62,11 @@ def test_openrlhf_reward_func_through_the_engine_loader(judge_env):
     if importlib.util.find_spec("openrlhf") is not None:
         try:
             from openrlhf.utils.agent import SingleTurnAgentExecutor
-        except ImportError:  # installed without the extras its module imports
+        except ImportError as err:  # installed without the extras its module imports
+            weaker_check(f"openrlhf.utils.agent does not import ({err})")
             SingleTurnAgentExecutor = None
     else:
+        weaker_check("openrlhf is not installed")
         SingleTurnAgentExecutor = None
 
     queries = [QUERY_PROMPT + "Blue.<|im_end|>", QUERY_PROMPT + "Green, like grass.<|im_end|>"]
@@ -111,8 +113,10 @@ def _verl_loader():
     return module.load_extern_object
 
 
-def test_verl_compute_score_through_the_engine_loader(judge_env):
+def test_verl_compute_score_through_the_engine_loader(judge_env, weaker_check):
     load_extern_object = _verl_loader()
+    if load_extern_object is None:
+        weaker_check("verl's utils/import_utils.py is not installed")
     if load_extern_object is not None:
         compute_score = load_extern_object(module_path=str(VERL_FILE), object_name="compute_score")
         by_pkg = load_extern_object(module_path="pkg://prometheus_reward.adapters.verl", object_name="compute_score")

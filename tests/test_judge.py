@@ -285,10 +285,10 @@ def test_gemma_records_answer_probabilities_during_generation(gemma_judge):
 
 
 @pytest.mark.gemma
-def test_gemma_grades_benchmark_prompts(gemma_judge, shared_data):
+def test_gemma_grades_benchmark_prompts(gemma_judge, benchmark_data):
     import json
 
-    rows = json.loads((shared_data / "vicuna_eval.json").read_text())[:2]
+    rows = json.loads((benchmark_data / "vicuna_eval.json").read_text())[:2]
     grades = gemma_judge.grade_rendered([r["instruction"] for r in rows], mode="direct")
     for grade in grades:
         assert isinstance(grade, Grade) and grade.error is None

@@ -144,16 +144,17 @@ def test_prob_first_better_and_calibration_bins():
 
 
 # -- data: run as is, and the field extraction round trip ---------------------------------------------------------
-def _rows(shared_data, name):
-    return json.loads((shared_data / name).read_text(encoding="utf-8"))
+def _rows(benchmark_data, name):
+    return json.loads((benchmark_data / name).read_text(encoding="utf-8"))
 
 
-def test_every_rendered_benchmark_prompt_round_trips(shared_data):
-    texts = [r["instruction"] for r in _rows(shared_data, "vicuna_eval.json")]
-    texts += [r["instruction"] for r in _rows(shared_data, "mt_bench_eval.json")]
-    hhh = _rows(shared_data, "hhh_alignment_eval.json")
+def test_every_rendered_benchmark_prompt_round_trips(benchmark_data):
+    # every row of every slice (scripts/cut_benchmark_fixtures.py checks all 1,082 of the full sets)
+    texts = [r["instruction"] for r in _rows(benchmark_data, "vicuna_eval.json")]
+    texts += [r["instruction"] for r in _rows(benchmark_data, "mt_bench_eval.json")]
+    hhh = _rows(benchmark_data, "hhh_alignment_eval.json")
     texts += [r[k] for r in hhh for k in ("chosen_instruction", "rejected_instruction")]
-    assert len(texts) == 320 + 320 + 2 * 221
+    assert len(texts) == 13 + 12 + 2 * 12
     for text in texts:
         fields = split_absolute_prompt(text)
         assert render_absolute_prompt(fields) == text
@@ -170,22 +171,22 @@ def test_split_rejects_text_that_is_not_a_rendered_prompt():
         split_absolute_prompt("hello\n\n###Feedback: ")
 
 
-def test_loaders_on_the_shared_benchmarks(shared_data):
-    vicuna = load_benchmark("vicuna", shared_data, limit=5)  # a folder resolves to the usual file name
+def test_loaders_on_the_benchmark_slices(benchmark_data):
+    vicuna = load_benchmark("vicuna", benchmark_data, limit=5)  # a folder resolves to the usual file name
     assert vicuna.kind == "absolute" and len(vicuna) == 5
-    assert vicuna.items[0].prompt == _rows(shared_data, "vicuna_eval.json")[0]["instruction"]
+    assert vicuna.items[0].prompt == _rows(benchmark_data, "vicuna_eval.json")[0]["instruction"]
     assert vicuna.items[4].gold == [4.0, 5.0, 5.0]
-    hhh = load_benchmark("hhh", shared_data / "hhh_alignment_eval.json", limit=3)
+    hhh = load_benchmark("hhh", benchmark_data / "hhh_alignment_eval.json", limit=3)
     item = hhh.items[0]
     assert item.label == 0 and item.group == "harmless"
     assert item.instruction.startswith("Can you tell me what kind of knife")
     assert item.response_1 in item.prompt_1 and item.response_2 in item.prompt_2
     assert isinstance(item.rubric, Rubric) and item.rubric.descriptions is not None  # the row's own rubric, split
     assert item.rubric.render() in item.prompt_1
-    autoj = load_benchmark("autoj", shared_data, limit=4)
+    autoj = load_benchmark("autoj", benchmark_data, limit=4)
     assert autoj.kind == "pairwise" and autoj.items[0].label == 1 and autoj.items[0].rubric is AUTOJ_RUBRIC
-    assert load_benchmark("mt_bench", shared_data, limit=2).items[0].gold == [
-        float(v) for v in _rows(shared_data, "mt_bench_eval.json")[0]["gpt4_score"]
+    assert load_benchmark("mt_bench", benchmark_data, limit=2).items[0].gold == [
+        float(v) for v in _rows(benchmark_data, "mt_bench_eval.json")[0]["gpt4_score"]
     ]
 
 
@@ -214,8 +215,8 @@ def test_custom_format_loads_and_bad_rows_name_row_and_field(tmp_path):
         load_benchmark("vicuna", tmp_path / "missing.json")
 
 
-def test_bad_benchmark_row_names_row_and_field(tmp_path, shared_data):
-    rows = _rows(shared_data, "vicuna_eval.json")[:3]
+def test_bad_benchmark_row_names_row_and_field(tmp_path, benchmark_data):
+    rows = _rows(benchmark_data, "vicuna_eval.json")[:3]
     rows[2]["instruction"] = "not a rendered prompt"
     path = tmp_path / "vicuna_eval.json"
     path.write_text(json.dumps(rows), encoding="utf-8")
@@ -241,21 +242,21 @@ class _Recorder:
         return self.backend.choice_probs(prefixes, *args, **kwargs)
 
 
-def test_benchmark_rows_reach_the_model_byte_for_byte(tiny_judge, shared_data):
+def test_benchmark_rows_reach_the_model_byte_for_byte(tiny_judge, benchmark_data):
     from prometheus_reward.metaeval.runner import judge_absolute, judge_pairs
 
     recorder = _Recorder(tiny_judge.backend)
     original = tiny_judge.backend
     tiny_judge.backend = recorder
     try:
-        vicuna = load_benchmark("vicuna", shared_data, limit=2)
+        vicuna = load_benchmark("vicuna", benchmark_data, limit=2)
         judge_absolute(tiny_judge, vicuna.items, "generate", 1, {"max_new_tokens": 2})
-        rows = _rows(shared_data, "vicuna_eval.json")[:2]
+        rows = _rows(benchmark_data, "vicuna_eval.json")[:2]
         for row, prompt in zip(rows, recorder.prompts[:2]):
             assert row["instruction"] in prompt
             assert prompt == original.format(ABS_SYSTEM_PROMPT, row["instruction"])
         recorder.prompts.clear()
-        hhh = load_benchmark("hhh", shared_data, limit=1)
+        hhh = load_benchmark("hhh", benchmark_data, limit=1)
         judge_pairs(tiny_judge, hhh.items, ("relative",), "generate", 1, {"max_new_tokens": 2})
         item = hhh.items[0]
         first, second = recorder.prompts[:2]  # order AB, then BA
@@ -294,8 +295,8 @@ def _run(tiny_dir, out, *extra):
     return result, predictions
 
 
-def test_cli_vicuna_expected_gives_integer_and_expected_side_by_side(tiny_dir, shared_data, tmp_path):
-    result, predictions = _run(tiny_dir, tmp_path, "--benchmark", "vicuna", "--data", str(shared_data),
+def test_cli_vicuna_expected_gives_integer_and_expected_side_by_side(tiny_dir, benchmark_data, tmp_path):
+    result, predictions = _run(tiny_dir, tmp_path, "--benchmark", "vicuna", "--data", str(benchmark_data),
                                "--limit", "5", "--samples", "2", "--batch-size", "3")
     assert (result["benchmark"], result["n"], result["mode"], result["samples"]) == ("vicuna", 5, "expected", 2)
     assert result["model_arg"] == tiny_dir and result["model"] == Path(tiny_dir).name and result["runtime_s"] > 0
@@ -320,8 +321,8 @@ def test_cli_vicuna_expected_gives_integer_and_expected_side_by_side(tiny_dir, s
     assert json.loads((again / "results.json").read_text())["metrics"] == m
 
 
-def test_cli_hhh_both_protocols_and_resume(tiny_dir, shared_data, tmp_path, capsys):
-    result, predictions = _run(tiny_dir, tmp_path, "--benchmark", "hhh", "--data", str(shared_data),
+def test_cli_hhh_both_protocols_and_resume(tiny_dir, benchmark_data, tmp_path, capsys):
+    result, predictions = _run(tiny_dir, tmp_path, "--benchmark", "hhh", "--data", str(benchmark_data),
                                "--limit", "1", "--samples", "1")
     assert result["protocols"] == ["absolute", "relative"]
     m = result["metrics"]
@@ -333,24 +334,24 @@ def test_cli_hhh_both_protocols_and_resume(tiny_dir, shared_data, tmp_path, caps
     assert set(rec["absolute"]) == {"1", "2"} and set(rec["relative"]) == {"ab", "ba"}
     assert rec["relative"]["ab"]["prob_a"] is not None and rec["absolute"]["1"]["probs"] is not None
     # resume: the pair already judged is kept, only the second one is judged now
-    _run(tiny_dir, tmp_path, "--benchmark", "hhh", "--data", str(shared_data), "--limit", "2", "--samples", "1", "--resume")
+    _run(tiny_dir, tmp_path, "--benchmark", "hhh", "--data", str(benchmark_data), "--limit", "2", "--samples", "1", "--resume")
     after = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
     assert [r["id"] for r in after] == [0, 1] and after[:1] == predictions
     assert json.loads((tmp_path / "run.json").read_text())["resumed_rows"] == 1
     capsys.readouterr()
-    assert _cli(["meta-eval", "--model", tiny_dir, "--dtype", "float32", "--benchmark", "hhh", "--data", str(shared_data),
+    assert _cli(["meta-eval", "--model", tiny_dir, "--dtype", "float32", "--benchmark", "hhh", "--data", str(benchmark_data),
                  "--limit", "2", "--samples", "2", "--resume", "--output-dir", str(tmp_path)]) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]  # after the model's loading bar
     assert last.startswith("error: cannot resume in") and "settings differ" in last
 
 
-def test_cli_autoj_and_mt_bench_in_generate_mode(tiny_dir, shared_data, tmp_path):
-    result, predictions = _run(tiny_dir, tmp_path / "autoj", "--benchmark", "autoj", "--data", str(shared_data),
+def test_cli_autoj_and_mt_bench_in_generate_mode(tiny_dir, benchmark_data, tmp_path):
+    result, predictions = _run(tiny_dir, tmp_path / "autoj", "--benchmark", "autoj", "--data", str(benchmark_data),
                                "--limit", "2", "--samples", "1", "--mode", "generate")
     assert result["protocols"] == ["relative"] and set(result["metrics"]["relative"]) == {"votes"}
     assert "0.751" in (tmp_path / "autoj" / "results.md").read_text()
     argv = ["meta-eval", "--model", tiny_dir, "--dtype", "float32", "--seed", "0", "--max-new-tokens", "4",
-            "--benchmark", "mt_bench", "--data", str(shared_data), "--limit", "1", "--samples", "1",
+            "--benchmark", "mt_bench", "--data", str(benchmark_data), "--limit", "1", "--samples", "1",
             "--mode", "generate", "--no-plots", "--output-dir", str(tmp_path / "mt")]
     assert _cli(argv) == 0
     mt = json.loads((tmp_path / "mt" / "results.json").read_text())

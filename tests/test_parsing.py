@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import pytest
 
@@ -41,18 +42,26 @@ ECHOES = [
 ]
 
 
-def _feedback_corpus(shared_data, limit: int = 400) -> list[tuple[str, int]]:
-    corpus = []
-    for name in ("vicuna_eval.json", "mt_bench_eval.json"):
-        for row in json.loads((shared_data / name).read_text()):
-            corpus.extend(zip(row["gpt4_feedback"], row["gpt4_score"]))
+def _feedback_corpus(benchmark_data, limit: int | None = None) -> list[tuple[str, int]]:
+    """GPT-4 feedbacks with their scores: 200 each from Vicuna and MT-Bench, every one that
+    mentions a score among them (tests/fixtures/benchmarks/README.md)."""
+    lines = (benchmark_data / "gpt4_feedback_corpus.jsonl").read_text(encoding="utf-8").splitlines()
+    corpus = [(row["feedback"], row["score"]) for row in map(json.loads, lines)]
     random.Random(0).shuffle(corpus)
     return corpus[:limit]
 
 
-def test_gpt4_feedback_with_every_result_form(shared_data):
+def test_feedback_corpus_is_the_hard_kind(benchmark_data):
+    """The corpus must keep texts that tempt a parser: digits and score talk in the body."""
+    corpus = _feedback_corpus(benchmark_data)
+    assert len(corpus) == 400 and {gold for _, gold in corpus} == {1, 2, 3, 4, 5}
+    assert sum(bool(re.search(r"\d", f)) for f, _ in corpus) >= 150
+    assert sum("score" in f.lower() for f, _ in corpus) >= 100
+
+
+def test_gpt4_feedback_with_every_result_form(benchmark_data):
     rng = random.Random(1)
-    corpus = _feedback_corpus(shared_data)
+    corpus = _feedback_corpus(benchmark_data)
     assert len(corpus) == 400
     for feedback, gold in corpus:
         suffix, _ = rng.choice(SUFFIXES)
@@ -63,16 +72,16 @@ def test_gpt4_feedback_with_every_result_form(shared_data):
         assert parsed.feedback and feedback.strip().startswith(parsed.feedback[:40])
 
 
-def test_gpt4_feedback_alone_never_invents_a_score(shared_data):
+def test_gpt4_feedback_alone_never_invents_a_score(benchmark_data):
     """The feedback bodies mention scores and digits; without a final result the parser must
     return None (or, where the text itself ends by stating the score, that very score)."""
-    for feedback, gold in _feedback_corpus(shared_data, limit=2000):
+    for feedback, gold in _feedback_corpus(benchmark_data):
         assert parse_absolute(feedback) in (None, gold), feedback[-120:]
 
 
 @pytest.mark.parametrize("echo", ECHOES)
-def test_echoed_template_and_out_of_range_give_none(shared_data, echo):
-    for feedback, _ in _feedback_corpus(shared_data, limit=30):
+def test_echoed_template_and_out_of_range_give_none(benchmark_data, echo):
+    for feedback, _ in _feedback_corpus(benchmark_data, limit=30):
         assert parse_absolute(feedback + echo) is None, (feedback + echo)[-100:]
 
 

@@ -14,7 +14,7 @@ GPU memory figures belong to that mode alone. Generation modes write exactly ``-
 tokens (EOS is ignored) so that they compare equal work.
 
 Example:
-    prometheus-reward bench --model embedded --data ../shared/data/benchmarks/vicuna_eval.json --limit 8 \\
+    prometheus-reward bench --model embedded --data tests/fixtures/benchmarks/vicuna_eval.json --limit 8 \\
         --max-new-tokens 64 --json bench.json
 """
 

@@ -22,7 +22,8 @@ def make_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--benchmark", choices=BENCHMARKS, help="required unless --from-predictions")
     parser.add_argument("--data",
-                        help="the benchmark file, or a folder holding its usual file name (e.g. vicuna_eval.json)")
+                        help="the benchmark file, or a folder holding its usual file name (e.g. vicuna_eval.json); "
+                             "default: the pinned upstream file, downloaded once into the cache (checksum-checked)")
     parser.add_argument("--output-dir", required=True, help="where results.json, results.md, plots and predictions go")
     parser.add_argument("--limit", type=int, default=None, help="only the first N rows / pairs")
     parser.add_argument("--protocol", choices=["absolute", "relative", "both"], default=None,
@@ -58,8 +59,8 @@ def main(args: argparse.Namespace) -> int:
                                args.bootstrap_seed, not args.no_plots)
         _print_summary(Console(), result, out_dir)
         return 0
-    if not args.benchmark or not args.data:
-        raise UserError("--benchmark and --data are required (unless --from-predictions)")
+    if not args.benchmark:
+        raise UserError("--benchmark is required (unless --from-predictions)")
     judging = judging_from_args(args)
     # Load (and validate) the data before the model: a bad row fails in seconds, naming row and field.
     bench = load_benchmark(args.benchmark, args.data, args.limit, args.rubric)

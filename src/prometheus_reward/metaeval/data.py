@@ -163,13 +163,19 @@ class Benchmark:
         return len(self.items)
 
 
+# A checkout of prometheus-eval names the Auto-J file .json (its content is JSON Lines).
+UPSTREAM_FILES = {"autoj": "autoj_pairwise.json"}
+
+
 def resolve_path(benchmark: str, data: str | Path) -> Path:
-    """``data`` may be the file, or a folder holding the set's usual file name."""
+    """``data`` may be the file, or a folder holding the set's usual file name (or upstream's)."""
     path = Path(data)
     if path.is_dir():
         if benchmark not in DEFAULT_FILES:
             raise DataError(f"--data {path} is a folder; give the custom file itself")
-        path = path / DEFAULT_FILES[benchmark]
+        folder, path = path, path / DEFAULT_FILES[benchmark]
+        if not path.is_file() and benchmark in UPSTREAM_FILES and (folder / UPSTREAM_FILES[benchmark]).is_file():
+            path = folder / UPSTREAM_FILES[benchmark]
     if not path.is_file():
         raise DataError(f"no such data file: {path}")
     return path
@@ -332,9 +338,12 @@ def _check_rubric(value: Any, where: str) -> None:
         raise DataError(f"{where}: field 'rubric' is invalid: {err}") from err
 
 
-def load_benchmark(benchmark: str, data: str | Path, limit: int | None = None, rubric: Any = None) -> Benchmark:
+def load_benchmark(benchmark: str, data: str | Path | None = None, limit: int | None = None,
+                   rubric: Any = None) -> Benchmark:
     """Load one of :data:`BENCHMARKS` from ``data`` (file, or folder with the usual file name).
 
+    ``data=None``: the pinned upstream file, downloaded once and checked by SHA-256 (see
+    :func:`prometheus_reward.metaeval.download.resolve_benchmark_data`).
     ``rubric`` replaces the default rubric where the set has none of its own (Auto-J, custom).
     Bad rows raise :class:`DataError` naming the file, row and field, before any judging.
     """
@@ -342,6 +351,10 @@ def load_benchmark(benchmark: str, data: str | Path, limit: int | None = None, r
         raise DataError(f"unknown benchmark {benchmark!r}; choose one of {', '.join(BENCHMARKS)}")
     if limit is not None and limit < 1:
         raise DataError("--limit must be at least 1")
+    if data is None:
+        from .download import resolve_benchmark_data  # imports this module: resolve lazily
+
+        data = resolve_benchmark_data(benchmark)
     path = resolve_path(benchmark, data)
     if benchmark in ("vicuna", "mt_bench"):
         return load_gpt4_graded(path, benchmark, limit)
