@@ -80,7 +80,8 @@ def tiny_model_dir(embedded_dir) -> Path:
 def tiny_judge(tiny_model_dir):
     from prometheus_reward import Judge
 
-    return Judge.from_pretrained(str(tiny_model_dir), dtype="float32", seed=0)
+    # random weights put about 2e-5 of their probability on the score tokens: accept any mass here
+    return Judge.from_pretrained(str(tiny_model_dir), dtype="float32", seed=0, min_score_mass=0.0)
 
 
 @pytest.fixture(scope="session")
@@ -125,7 +126,7 @@ def wait_until_healthy(proc, url: str, timeout: float, what: str, details=lambda
 
 
 # -- a scripted evaluator for fast unit tests of the workflows ------------------------------------------------
-from prometheus_reward.backends.base import Backend, Generation  # noqa: E402
+from prometheus_reward.backends.base import AnswerDistribution, Backend, Generation  # noqa: E402
 
 
 class ScriptedBackend(Backend):
@@ -168,16 +169,22 @@ class ScriptedBackend(Backend):
                 if choices is not None and locate is not None and self.probs is not None:
                     at = locate(text)
                     if at is not None:
-                        dist = self.probs(prompt + text[:at], tuple(choices))
+                        dist = self._answer(prompt + text[:at], choices)
                 gens.append(Generation(text, dist))
             out.append(gens)
         return out
 
-    def choice_probs(self, prefixes, choices, lead="[RESULT] "):
-        self.prefixes.extend(prefixes)
+    def _answer(self, prefix, choices):
+        """``probs`` may answer with a list of probabilities (mass 1: a confident evaluator) or an
+        AnswerDistribution (to script masses, NaNs...)."""
+        value = self.probs(prefix, tuple(choices))
+        return value if isinstance(value, AnswerDistribution) or value is None else AnswerDistribution.from_masses(value)
+
+    def read_answers(self, prefixes, choices, lead="[RESULT] "):
+        self.prefixes.extend(p + lead for p in prefixes)
         if self.probs is None:
-            return [None for _ in prefixes]
-        return [self.probs(p + lead, tuple(choices)) for p in prefixes]
+            return [AnswerDistribution.failed("no distribution scripted") for _ in prefixes]
+        return [self._answer(p + lead, choices) or AnswerDistribution.failed("none") for p in prefixes]
 
 
 def quality_of(text: str) -> int:

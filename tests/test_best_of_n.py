@@ -125,7 +125,7 @@ def test_best_of_n_cli_writes_scores_and_sft_rows(tiny_model_dir, tmp_path):
 
     out, sft = tmp_path / "bon.jsonl", tmp_path / "sft.jsonl"
     code = main(["best-of-n", str(REPO / "examples" / "best_of_n_prompts_smoke.jsonl"), "-o", str(out), "--sft-output", str(sft),
-                 "--policy", "embedded:tiny-random", "--model", "embedded:tiny-random", "--dtype", "float32",
+                 "--policy", "embedded:tiny-random", "--model", "embedded:tiny-random", "--min-score-mass", "0", "--dtype", "float32",
                  "-n", "2", "--policy-max-new-tokens", "5", "--rubric", "helpfulness", "--mode", "direct",
                  "--strategy", "pairwise", "--cache", str(tmp_path / "j.sqlite"), "--seed", "0"])
     assert code == 0

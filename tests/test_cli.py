@@ -17,7 +17,7 @@ DEMO = REPO / "examples" / "grade_demo.jsonl"
 def test_grade_command_writes_every_row_and_a_summary(tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "grades.jsonl"
     rubric = REPO / "configs" / "rubrics" / "child_readability.yaml"
-    code = main(["grade", str(DEMO), "-o", str(out), "--model", str(tiny_model_dir), "--rubric", str(rubric),
+    code = main(["grade", str(DEMO), "-o", str(out), "--model", str(tiny_model_dir), "--min-score-mass", "0", "--rubric", str(rubric),
                  "--mode", "direct", "--batch-size", "3"])
     assert code == 0
     rows = list(iter_jsonl(out))
@@ -37,7 +37,7 @@ def test_grade_command_reports_bad_rows_and_keeps_going(tiny_model_dir, tmp_path
         {"prompt": "q3", "completion": "also fine", "rubric": "Is it polite?"},
     ]) + "\n")
     out = tmp_path / "out.jsonl"
-    assert main(["grade", str(data), "-o", str(out), "--model", str(tiny_model_dir), "--mode", "direct"]) == 0
+    assert main(["grade", str(data), "-o", str(out), "--model", str(tiny_model_dir), "--min-score-mass", "0", "--mode", "direct"]) == 0
     rows = list(iter_jsonl(out))
     assert len(rows) == 3
     assert rows[1]["error"] == "row 1: field 'completion' must be a string or assistant messages, got None"
@@ -52,7 +52,7 @@ def test_grade_reads_csv_and_parquet(tiny_model_dir, tmp_path, fmt):
     path = tmp_path / f"in.{fmt}"
     getattr(ds, f"to_{fmt}")(str(path))
     out = tmp_path / "out.jsonl"
-    assert main(["grade", str(path), "-o", str(out), "--model", str(tiny_model_dir), "--rubric", "helpfulness",
+    assert main(["grade", str(path), "-o", str(out), "--model", str(tiny_model_dir), "--min-score-mass", "0", "--rubric", "helpfulness",
                  "--mode", "direct"]) == 0
     assert len(list(iter_jsonl(out))) == 2
 
@@ -60,7 +60,7 @@ def test_grade_reads_csv_and_parquet(tiny_model_dir, tmp_path, fmt):
 def test_missing_rubric_and_columns_are_clear(tiny_model_dir, tmp_path, capsys):
     data = tmp_path / "in.jsonl"
     data.write_text(json.dumps({"question": "q", "text": "t"}) + "\n")
-    assert main(["grade", str(data), "-o", str(tmp_path / "o.jsonl"), "--model", str(tiny_model_dir), "--rubric", "honesty"]) == 2
+    assert main(["grade", str(data), "-o", str(tmp_path / "o.jsonl"), "--model", str(tiny_model_dir), "--min-score-mass", "0", "--rubric", "honesty"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: no column for the response") and err.count("\n") == 1
     assert main(["grade", str(DEMO), "-o", str(tmp_path / "o.jsonl"), "--model", str(tiny_model_dir)]) == 2
@@ -72,7 +72,7 @@ def test_compare_command(tiny_model_dir, tmp_path, capsys):
     data = tmp_path / "pairs.jsonl"
     data.write_text("\n".join(json.dumps({"prompt": f"q{i}", "chosen": f"good {i}", "rejected": f"bad {i}"}) for i in range(3)) + "\n")
     out = tmp_path / "prefs.jsonl"
-    assert main(["compare", str(data), "-o", str(out), "--model", str(tiny_model_dir), "--rubric", "helpfulness",
+    assert main(["compare", str(data), "-o", str(out), "--model", str(tiny_model_dir), "--min-score-mass", "0", "--rubric", "helpfulness",
                  "--mode", "direct"]) == 0
     rows = list(iter_jsonl(out))
     assert len(rows) == 3 and all(0.0 <= r["prob_a"] <= 1.0 and r["winner"] in ("A", "B") for r in rows)
@@ -113,7 +113,7 @@ def test_mixed_type_jsonl_reports_the_bad_row(tiny_model_dir, tmp_path):
         {"instruction": "q3", "response": "also fine"},
     ]) + "\n")
     out = tmp_path / "out.jsonl"
-    assert main(["grade", str(data), "-o", str(out), "--model", str(tiny_model_dir), "--rubric", "honesty",
+    assert main(["grade", str(data), "-o", str(out), "--model", str(tiny_model_dir), "--min-score-mass", "0", "--rubric", "honesty",
                  "--mode", "direct"]) == 0
     rows = list(iter_jsonl(out))
     assert [r["error"] for r in rows] == [None, "row 1: field 'response' must be a string or assistant messages, got int", None]

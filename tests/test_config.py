@@ -101,4 +101,4 @@ def test_command_line_options_come_from_the_configs():
 
 def test_options_table_in_the_docs_is_current():
     text = (REPO / "docs" / "options.md").read_text(encoding="utf-8")
-    assert defaults_table() in text, "regenerate docs/options.md from prometheus_reward.config.defaults_table()"
+    assert defaults_table() in text, "run python scripts/write_options_doc.py"

@@ -38,6 +38,7 @@ def judge_env(monkeypatch, tiny_model_dir):
     monkeypatch.setenv("PROMETHEUS_REWARD_RUBRIC", "helpfulness")
     monkeypatch.setenv("PROMETHEUS_REWARD_MAX_NEW_TOKENS", "6")
     monkeypatch.setenv("PROMETHEUS_REWARD_TEMPERATURE", "0")
+    monkeypatch.setenv("PROMETHEUS_REWARD_MIN_SCORE_MASS", "0")  # random weights: about 2e-5 on the digits
     monkeypatch.delenv("PROMETHEUS_REWARD_CONFIG", raising=False)
     yield
     openrlhf_adapter.set_reward(None)
@@ -162,7 +163,7 @@ def test_verl_reward_kwargs_configure_the_judge(judge_env, tiny_model_dir, monke
     monkeypatch.delenv("PROMETHEUS_REWARD_MODEL")
     out = verl_adapter.compute_score(
         "chat", "Blue.", "Blue", {"question": "Name a colour."},
-        judge_model=str(tiny_model_dir), judge_dtype="float32", rubric="honesty", judge_mode="direct",
+        judge_model=str(tiny_model_dir), judge_dtype="float32", judge_min_score_mass=0.0, rubric="honesty", judge_mode="direct",
     )
     assert out["judge_unscorable"] == 0.0
     reward = next(r for r in verl_adapter._REWARDS.values() if r.mode == "direct")
@@ -175,7 +176,7 @@ def test_verl_reward_kwargs_route_judging_options_to_the_judging_config(judge_en
     monkeypatch.delenv("PROMETHEUS_REWARD_MAX_NEW_TOKENS")
     out = verl_adapter.compute_score(
         "chat", "Blue.", "Blue", {"question": "Name a colour."},
-        judge_model=str(tiny_model_dir), judge_dtype="float32", judge_max_new_tokens=3, judge_temperature=0.0,
+        judge_model=str(tiny_model_dir), judge_dtype="float32", judge_min_score_mass=0.0, judge_max_new_tokens=3, judge_temperature=0.0,
         judge_mode="expected",
     )
     assert out["judge_unscorable"] == 0.0

@@ -151,7 +151,7 @@ def test_rejudge_conversational_keeps_structure(tiny_judge, tmp_path):
 
 def _label_cmd(inp: Path, out: Path, cache: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "prometheus_reward.cli", "label", str(inp), "-o", str(out),
-            "--model", "embedded:tiny-random", "--dtype", "float32", "--rubric", "helpfulness", "--mode", "direct",
+            "--model", "embedded:tiny-random", "--min-score-mass", "0", "--dtype", "float32", "--rubric", "helpfulness", "--mode", "direct",
             "--cache", str(cache), "--batch-size", "1", "--seed", "0", *extra]
 
 
@@ -199,7 +199,7 @@ def test_kill_9_then_rerun_completes_without_duplicates(tiny_model_dir, tmp_path
     # every judgment is a hit, and the labels are identical
     from prometheus_reward import Judge
 
-    judge = Judge.from_pretrained("embedded:tiny-random", dtype="float32", seed=0)
+    judge = Judge.from_pretrained("embedded:tiny-random", dtype="float32", seed=0, min_score_mass=0.0)
     again = tmp_path / "again.jsonl"
     summary2 = label_preferences(inp, CachedJudge(judge, cache), "helpfulness", output=again, mode="direct", progress=False)
     assert summary2.cache["misses"] == 0 and summary2.cache["hits"] == len(rows) - 4

@@ -238,8 +238,8 @@ class _Recorder:
         self.prompts.extend(prompts)
         return self.backend.generate(prompts, *args, **kwargs)
 
-    def choice_probs(self, prefixes, *args, **kwargs):
-        return self.backend.choice_probs(prefixes, *args, **kwargs)
+    def read_answers(self, prefixes, *args, **kwargs):
+        return self.backend.read_answers(prefixes, *args, **kwargs)
 
 
 def test_benchmark_rows_reach_the_model_byte_for_byte(tiny_judge, benchmark_data):
@@ -282,7 +282,7 @@ def tiny_dir(tiny_model_dir):
 
 
 def _run(tiny_dir, out, *extra):
-    argv = ["meta-eval", "--model", tiny_dir, "--dtype", "float32", "--seed", "0", "--max-new-tokens", "6",
+    argv = ["meta-eval", "--model", tiny_dir, "--min-score-mass", "0", "--dtype", "float32", "--seed", "0", "--max-new-tokens", "6",
             "--bootstrap", "200", "--output-dir", str(out), *extra]
     assert _cli(argv) == 0
     result = json.loads((out / "results.json").read_text())
@@ -339,7 +339,7 @@ def test_cli_hhh_both_protocols_and_resume(tiny_dir, benchmark_data, tmp_path, c
     assert [r["id"] for r in after] == [0, 1] and after[:1] == predictions
     assert json.loads((tmp_path / "run.json").read_text())["resumed_rows"] == 1
     capsys.readouterr()
-    assert _cli(["meta-eval", "--model", tiny_dir, "--dtype", "float32", "--benchmark", "hhh", "--data", str(benchmark_data),
+    assert _cli(["meta-eval", "--model", tiny_dir, "--min-score-mass", "0", "--dtype", "float32", "--benchmark", "hhh", "--data", str(benchmark_data),
                  "--limit", "2", "--samples", "2", "--resume", "--output-dir", str(tmp_path)]) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]  # after the model's loading bar
     assert last.startswith("error: cannot resume in") and "settings differ" in last
@@ -350,7 +350,7 @@ def test_cli_autoj_and_mt_bench_in_generate_mode(tiny_dir, benchmark_data, tmp_p
                                "--limit", "2", "--samples", "1", "--mode", "generate")
     assert result["protocols"] == ["relative"] and set(result["metrics"]["relative"]) == {"votes"}
     assert "0.751" in (tmp_path / "autoj" / "results.md").read_text()
-    argv = ["meta-eval", "--model", tiny_dir, "--dtype", "float32", "--seed", "0", "--max-new-tokens", "4",
+    argv = ["meta-eval", "--model", tiny_dir, "--min-score-mass", "0", "--dtype", "float32", "--seed", "0", "--max-new-tokens", "4",
             "--benchmark", "mt_bench", "--data", str(benchmark_data), "--limit", "1", "--samples", "1",
             "--mode", "generate", "--no-plots", "--output-dir", str(tmp_path / "mt")]
     assert _cli(argv) == 0

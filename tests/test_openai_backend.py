@@ -36,7 +36,7 @@ from prometheus_reward.backends.openai import (
     OpenAIBackend,
     extract_positions,
     normalize_token,
-    probs_from_top,
+    distribution_from_top,
 )
 
 CHOICES = ("1", "2", "3", "4", "5")
@@ -172,12 +172,12 @@ def fast_backend(urls, **kw) -> OpenAIBackend:
 
 
 # -- pure parsing -------------------------------------------------------------------------------------
-def test_token_normalisation_and_renormalised_choice_probs():
+def test_token_normalisation_and_renormalised_distribution_with_its_mass():
     assert normalize_token("\u25813") == "3" and normalize_token("\u0120A") == "A" and normalize_token(" ") == ""
-    probs = probs_from_top({"\u25814": math.log(0.5), "4": math.log(0.1), " 2": math.log(0.2), "zz": 0.0}, CHOICES)
-    assert probs == pytest.approx([0, 0.25, 0, 0.75, 0])
-    assert probs_from_top({"hello": -0.1}, CHOICES) is None
-    assert probs_from_top(None, CHOICES) is None
+    dist = distribution_from_top({"\u25814": math.log(0.5), "4": math.log(0.1), " 2": math.log(0.2), "zz": math.log(0.1)}, CHOICES)
+    assert dist.probs == pytest.approx([0, 0.25, 0, 0.75, 0]) and dist.mass == pytest.approx(0.8)
+    assert distribution_from_top({"hello": -0.1}, CHOICES) is None
+    assert distribution_from_top(None, CHOICES) is None
 
 
 def test_extract_positions_reads_both_logprob_shapes():
@@ -288,10 +288,10 @@ def test_timeout_gives_unscorable_rows_then_recovers(upstream, caplog):
     backend = fast_backend(server.url, timeout=1.0, max_attempts=2)
     script.delay = 4.0  # well past the timeout, so the outcome does not hang on machine load
     with caplog.at_level(logging.WARNING, logger="prometheus_reward.backends.openai"):
-        out = backend.choice_probs(["p0", "p1", "p2"], CHOICES)
-    assert out == [None, None, None] and "ReadTimeout" in caplog.text
+        out = backend.read_answers(["p0", "p1", "p2"], CHOICES)
+    assert all(d.probs is None and "ReadTimeout" in d.error for d in out) and "ReadTimeout" in caplog.text
     script.delay = 0.0
-    assert all(p is not None for p in backend.choice_probs(["p0", "p1", "p2"], CHOICES))
+    assert all(d.probs is not None for d in backend.read_answers(["p0", "p1", "p2"], CHOICES))
     assert backend.http_stats.failed_requests == 3
 
 

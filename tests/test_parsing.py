@@ -21,12 +21,21 @@ SUFFIXES = [
     (" [RESULT] {n}/5", "n"),
     (" [RESULT] Score: {n}", "n"),
     (" [RESULT] **{n}**  \n", "n"),
-    (" So the score is {n} out of 5.", "n"),
-    (" Overall: {n}/5", "n"),
     ("\n\nScore: {n}", "n"),
-    (" ({n})", "n"),
+    ("\n**Score:** {n}/5", "n"),
     (" [RESULT] {n}<eos>", "n"),
     (" [RESULT] {n}<end_of_turn>\n", "n"),
+]
+
+# Prose that ends in a number is not a verdict: generate mode must sample again, not guess.
+NOT_VERDICTS = [
+    " So the score is {n} out of 5.",
+    " Overall: {n}/5",
+    " ({n})",
+    " as described in footnote ({n}).",
+    " The result {n}",
+    " Rating: {n}",
+    " I would say {n}/5",
 ]
 
 ECHOES = [
@@ -79,6 +88,24 @@ def test_gpt4_feedback_alone_never_invents_a_score(benchmark_data):
         assert parse_absolute(feedback) in (None, gold), feedback[-120:]
 
 
+@pytest.mark.parametrize("prose", NOT_VERDICTS)
+def test_prose_ending_in_a_number_is_not_a_verdict(benchmark_data, prose):
+    for feedback, gold in _feedback_corpus(benchmark_data, limit=30):
+        text = feedback.rstrip() + prose.format(n=gold)
+        assert parse_absolute(text) is None, text[-100:]
+
+
+def test_verdict_offsets_point_at_the_marker_and_the_value():
+    text = "Clear and kind. [RESULT] 4"
+    parsed = parse_absolute_output(text)
+    assert text[parsed.marker_start:parsed.value_start] == "[RESULT] " and text[parsed.value_start] == "4"
+    text = "Clear.\n**Score:** 3/5"
+    parsed = parse_absolute_output(text)
+    assert text[parsed.marker_start:].startswith("**Score:**") and text[parsed.value_start] == "3"
+    rel = parse_relative_output("B is better. [RESULT] B")
+    assert rel.marker_start == len("B is better. ")
+
+
 @pytest.mark.parametrize("echo", ECHOES)
 def test_echoed_template_and_out_of_range_give_none(benchmark_data, echo):
     for feedback, _ in _feedback_corpus(benchmark_data, limit=30):
@@ -108,6 +135,7 @@ def test_non_text_inputs():
         ("[RESULT] Response A", "A"),
         ("Feedback: B is better.\n[RESULT] b", "B"),
         ("Winner: Response B", "B"),
+        ("So overall the result: A", None),
         ("Response B is better than Response A", None),
         ('format: "(write a feedback for criteria) [RESULT] (Either "A" or "B")"', None),
         ("[RESULT] (A or B)", None),

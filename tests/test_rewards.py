@@ -43,7 +43,7 @@ class SpyJudge(Judge):
     """A real judge that remembers what it was asked (to check per-row routing)."""
 
     def __init__(self, judge: Judge):
-        super().__init__(judge.backend, sampling=judge.sampling, config=judge.config)
+        super().__init__(judge.backend, sampling=judge.sampling, config=judge.config, min_score_mass=judge.min_score_mass)
         self.calls: list[tuple[str, tuple, dict]] = []
 
     def grade(self, *args, **kwargs):
@@ -161,7 +161,7 @@ def test_unscorable_rows_return_none_or_fallback_only_for_those_rows(tiny_judge,
 
 
 def test_judge_crash_and_timeout_turn_the_batch_unscorable(tiny_judge, caplog):
-    broken = Judge(FailingBackend(tiny_judge.backend, "fail"), config=tiny_judge.config)
+    broken = Judge(FailingBackend(tiny_judge.backend, "fail"), config=tiny_judge.config, min_score_mass=0.0)
     reward = RubricReward(broken, rubric="helpfulness", sampling=GEN)
     log = Recorder()
     with caplog.at_level(logging.WARNING, logger="prometheus_reward.rewards"):
@@ -170,7 +170,7 @@ def test_judge_crash_and_timeout_turn_the_batch_unscorable(tiny_judge, caplog):
     assert log.metrics[f"rewards/{reward.__name__}/unscorable_frac"] == 1.0
 
     blocking = FailingBackend(tiny_judge.backend, "block")
-    slow = RubricReward(Judge(blocking, config=tiny_judge.config), rubric="helpfulness", timeout=0.2, sampling=GEN)
+    slow = RubricReward(Judge(blocking, config=tiny_judge.config, min_score_mass=0.0), rubric="helpfulness", timeout=0.2, sampling=GEN)
     assert slow(prompts=["a"], completions=["x"]) == [None]  # deadline passed
     assert slow(prompts=["a"], completions=["x"]) == [None]  # still busy: skipped, no second thread
     assert "still running" in caplog.text

@@ -64,7 +64,7 @@ class ServeProcess:
 @pytest.fixture(scope="module")
 def served(tiny_model_dir):
     server = ServeProcess([
-        "--model", str(tiny_model_dir), "--dtype", "float32", "--mode", "direct", "--normalize", "symmetric", "--token", TOKEN,
+        "--model", str(tiny_model_dir), "--min-score-mass", "0", "--dtype", "float32", "--mode", "direct", "--normalize", "symmetric", "--token", TOKEN,
         "--max-wait-ms", "20", "--max-request-rows", "100", "--max-body-mb", "0.25",
     ]).start()
     yield server

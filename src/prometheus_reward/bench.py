@@ -136,7 +136,8 @@ def build_judge(cfg: BenchConfig, user_prompts: list[str]):
             model = AutoModelForCausalLM.from_config(config, dtype=dtype)
         backend = TransformersBackend(model, tokenizer, model_id=f"random-init:{cfg.random_init}", family="raw",
                                       max_batch_tokens=cfg.max_batch_tokens)
-    return Judge(backend, max_retries=0, seed=cfg.seed)
+    # throughput only: the random or smoke weights put little mass on the score tokens
+    return Judge(backend, max_retries=0, seed=cfg.seed, min_score_mass=0.0)
 
 
 def _peak_rss_mb() -> float:
@@ -168,7 +169,7 @@ def run_mode(cfg: BenchConfig, mode: str) -> dict[str, Any]:
     cuda = torch.cuda.is_available() and backend.device.type == "cuda"
 
     # warm-up: kernels, allocator, tokenizer caches
-    backend.choice_probs(formatted[:1], ["1", "2", "3", "4", "5"])
+    backend.read_answers(formatted[:1], ["1", "2", "3", "4", "5"])
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()

@@ -40,7 +40,7 @@ from .rows import RowError, column
 from .rubric import Rubric
 
 CACHE_ENV = "PROMETHEUS_REWARD_CACHE"
-CACHE_SCHEMA_VERSION = 1
+CACHE_SCHEMA_VERSION = 2  # 2: grades carry source and score mass
 _SQLITE_MAX_VARS = 500  # stay well under SQLITE_MAX_VARIABLE_NUMBER on old builds
 
 
@@ -158,6 +158,8 @@ def judge_identity(judge: Any) -> dict[str, Any]:
         "relative_variant": getattr(judge, "relative_variant", None),
         "family": getattr(judge.backend, "family", None),
         "max_input_tokens": getattr(judge, "max_input_tokens", None),
+        "min_score_mass": getattr(judge, "min_score_mass", None),
+        "allow_forced": getattr(judge, "allow_forced", None),
     }
 
 
@@ -230,7 +232,7 @@ def _through_cache(cache: JudgmentCache, kind: str, keys: list[str], run: Callab
     if todo:
         fresh = dict(zip(todo, run(list(todo.values()))))
         cache.put_many({k: r.to_dict() for k, r in fresh.items() if r.error is None}, kind=kind)
-    return [fresh[k] if k in fresh else restore(**found[k]) for k in keys]
+    return [fresh[k] if k in fresh else restore.from_dict(found[k]) for k in keys]
 
 
 # -- the Judge interface over the cache ---------------------------------------------------------------------

@@ -81,6 +81,11 @@ class JudgeConfig:
     max_input_tokens: int | None = option(None, "prompt token budget (default: the context minus the new tokens)")
     max_retries: int = option(2, "re-samples of outputs without a parseable result (generate mode)")
     relative_variant: str = option("prometheus-2", "wording of the pairwise prompt", choices=RELATIVE_VARIANTS)
+    min_score_mass: float = option(0.1, "a distribution with less probability than this on the answer tokens does not "
+                                   "count: the row is unscorable unless a parsed verdict remains (a trained Prometheus "
+                                   "puts nearly all of it there; random weights about 2e-5)")
+    allow_forced: bool = option(True, "use the distribution read after an appended [RESULT] when the evaluator wrote "
+                                "none (such grades say source=forced)")
     seed: int | None = option(None, "seed of the evaluator's sampling")
     base_urls: list[str] | None = option(None, "judge through these OpenAI-compatible servers (vLLM, SGLang, TGI, "
                                          "llama.cpp) instead of loading the model", flag="--openai-base-url")
@@ -247,6 +252,9 @@ def check(config: Any) -> None:
         value = getattr(config, name, None)
         if value is not None and value < 0:
             raise ConfigError(f"{name} must be 0 or more, got {value!r}")
+    mass = getattr(config, "min_score_mass", None)
+    if mass is not None and not 0 <= mass <= 1:
+        raise ConfigError(f"min_score_mass must be in [0, 1], got {mass!r}")
     for name in ("temperature", "repetition_penalty"):
         value = getattr(config, name, None)
         if value is not None and value < 0:

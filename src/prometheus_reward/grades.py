@@ -1,8 +1,21 @@
-"""What a judgment returns: :class:`Grade` (absolute, 1-5) and :class:`Preference` (A vs B)."""
+"""What a judgment returns: :class:`Grade` (absolute, 1-5) and :class:`Preference` (A vs B).
+
+Both say how their number was obtained (``source``: ``parsed`` from a written ``[RESULT]``,
+``forced`` when a distribution read after an appended marker contributed, ``direct`` for the
+one-forward-pass mode) and how much probability the evaluator put on the answer tokens
+(``score_mass`` / ``answer_mass``). A judgment that earned no number has ``error`` set and its
+``value`` / ``prob_a`` is None: never a default.
+
+Example:
+    >>> Grade(score=4, mean=4.0, source="parsed").value
+    4.0
+    >>> Grade(expected=3.0, source="forced", error="below min_score_mass").value is None
+    True
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -20,6 +33,11 @@ class Grade:
         mean: the mean of the parsed sample scores (what the papers correlate for k samples).
         samples: each sample's parsed score (None where unparseable after retries).
         error: why the row is unscorable, when it is.
+        source: how the number was obtained: ``parsed``, ``forced`` (a distribution read after an
+            appended ``[RESULT]`` contributed to ``expected``), ``direct``; None when unscorable.
+        score_mass: the probability the evaluator put on the five score tokens before
+            renormalising (mean over samples); None when not measured.
+        flags: judge-gaming patterns found in the graded response (see :mod:`prometheus_reward.rows`).
     """
 
     score: int | None = None
@@ -30,10 +48,21 @@ class Grade:
     mean: float | None = None
     samples: list[int | None] = field(default_factory=list)
     error: str | None = None
+    source: str | None = None
+    score_mass: float | None = None
+    flags: list[str] = field(default_factory=list)
+
+    @property
+    def forced(self) -> bool:
+        """A distribution read after an appended ``[RESULT]`` marker contributed to this grade."""
+        return self.source == "forced"
 
     @property
     def value(self) -> float | None:
-        """The best available scalar: expected score, else the sample mean, else the score."""
+        """The best available scalar: expected score, else the sample mean, else the score; None
+        when the row is unscorable (``error`` set)."""
+        if self.error is not None:
+            return None
         if self.expected is not None:
             return self.expected
         if self.mean is not None:
@@ -41,7 +70,13 @@ class Grade:
         return None if self.score is None else float(self.score)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "forced": self.forced}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Grade":
+        """The inverse of :meth:`to_dict` (derived keys such as ``forced`` are ignored)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 @dataclass
@@ -58,6 +93,10 @@ class Preference:
         consistent: both orders picked the same response (False when either is missing).
         truncated: an input was cut to fit the evaluator's context.
         error: why the pair is unscorable, when it is.
+        source: ``parsed``, ``forced`` or ``direct`` (as for :class:`Grade`).
+        answer_mass: the probability on the ``A`` / ``B`` tokens before renormalising (mean over
+            the orders); None when not measured.
+        flags: judge-gaming patterns found in either response.
     """
 
     winner: str | None = None
@@ -68,6 +107,18 @@ class Preference:
     truncated: bool = False
     votes: list[str | None] = field(default_factory=list)
     error: str | None = None
+    source: str | None = None
+    answer_mass: float | None = None
+    flags: list[str] = field(default_factory=list)
+
+    @property
+    def forced(self) -> bool:
+        return self.source == "forced"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "forced": self.forced}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Preference":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import math
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping, Sequence
 
@@ -23,9 +22,9 @@ from .backends.base import Backend, Generation, SamplingParams
 from .config import MODES, JudgeConfig, JudgingConfig, from_mapping
 from .grades import Grade, Preference
 from .parsing import parse_absolute_output, parse_relative_output
+from .verdicts import Reading, direct_preference, finish_grade, finish_preference, order_verdict
 from .rows import RowError, RubricColumn, column, require_text
 from .rubric import Rubric
-from .scoring import expected_score, mean_probs
 from .templates import (
     ABS_SYSTEM_PROMPT,
     DEFAULT_RELATIVE_VARIANT,
@@ -52,10 +51,6 @@ class _Prepared:
     fields: dict[str, str | None] | None = None
 
 
-def _round_half_up(x: float) -> int:
-    return int(math.floor(x + 0.5))
-
-
 def _config_from_options(options: Mapping[str, Any], **fixed: Any) -> JudgeConfig:
     """A JudgeConfig from constructor keywords: config fields by name, the rest as model_kwargs."""
     names = {f.name for f in dataclasses.fields(JudgeConfig)} - {"model_kwargs"}
@@ -75,6 +70,11 @@ class Judge:
         max_retries: re-samples for outputs without a parseable result (``generate`` mode).
         relative_variant: wording of the pairwise prompt (see :mod:`prometheus_reward.templates`).
         seed: seed for sampling (deterministic for the same inputs and batching).
+        min_score_mass: below this much probability on the answer tokens a distribution does not
+            count (the row is unscorable unless a parsed verdict remains), so a judge that was not
+            answering never looks like a calm, flat distribution.
+        allow_forced: whether a distribution read after an appended ``[RESULT]`` (the evaluator
+            wrote none) may give ``expected``; such grades say ``source="forced"``.
         config: the :class:`~prometheus_reward.config.JudgeConfig` that rebuilds this judge in
             another process (set by the constructors; None for a judge over a hand-made backend).
     """
@@ -88,9 +88,13 @@ class Judge:
         max_retries: int = JudgeConfig.max_retries,
         relative_variant: RelativeVariant = DEFAULT_RELATIVE_VARIANT,
         seed: int | None = None,
+        min_score_mass: float = JudgeConfig.min_score_mass,
+        allow_forced: bool = JudgeConfig.allow_forced,
         config: JudgeConfig | None = None,
     ):
         self.backend = backend
+        self.min_score_mass = min_score_mass
+        self.allow_forced = allow_forced
         sampling = sampling or SamplingParams()
         self.sampling = sampling.replace(seed=seed) if seed is not None else sampling
         self.max_input_tokens = max_input_tokens
@@ -131,7 +135,8 @@ class Judge:
                 max_forward_tokens=config.max_forward_tokens, **config.model_kwargs,
             )
         return cls(backend, max_input_tokens=config.max_input_tokens, max_retries=config.max_retries,
-                   relative_variant=config.relative_variant, seed=config.seed, config=config)
+                   relative_variant=config.relative_variant, seed=config.seed, min_score_mass=config.min_score_mass,
+                   allow_forced=config.allow_forced, config=config)
 
     @classmethod
     def from_pretrained(cls, path_or_id: str, **options: Any) -> "Judge":
@@ -326,54 +331,52 @@ class Judge:
         if not live:
             return grades
         prompts = [prepared[i].prompt for i in live]
-        if mode == "direct":
-            for i, probs in zip(live, self.backend.choice_probs(prompts, SCORE_CHOICES)):
-                self._fill_grade(grades[i], [], probs, None)
-            return grades
-        outputs = self._sample(prompts, samples, sampling, SCORE_CHOICES if mode == "expected" else None, "absolute")
-        fallback_rows: list[tuple[int, int, str]] = []  # (row, sample, prefix) for expected mode
+        readings = self._readings(prompts, mode, samples, sampling, SCORE_CHOICES, parse_absolute_output)
         for k, i in enumerate(live):
-            for s, gen in enumerate(outputs[k]):
-                if mode == "expected" and gen.choice_probs is None:
-                    # No readable result: append the marker to the feedback and read the
-                    # distribution there instead of sampling again.
-                    fallback_rows.append((k, s, prompts[k] + gen.text.rstrip() + " "))
-        if fallback_rows:
-            probs = self.backend.choice_probs([p for _, _, p in fallback_rows], SCORE_CHOICES)
-            for (k, s, _), p in zip(fallback_rows, probs):
-                outputs[k][s].choice_probs = p
-        for k, i in enumerate(live):
-            parsed = [parse_absolute_output(g.text) for g in outputs[k]]
-            dists = [g.choice_probs for g in outputs[k]] if mode == "expected" else []
-            self._fill_grade(grades[i], parsed, mean_probs(dists) if dists else None, parsed[0].feedback)
+            finish_grade(grades[i], readings[k], mode=mode, min_score_mass=self.min_score_mass,
+                         allow_forced=self.allow_forced)
         return grades
 
-    @staticmethod
-    def _fill_grade(grade: Grade, parsed: list, probs: list[float] | None, feedback: str | None) -> None:
-        scores = [p.result for p in parsed]
-        valid = [s for s in scores if s is not None]
-        grade.samples = scores
-        grade.feedback = feedback or ""
-        grade.probs = probs
-        grade.expected = expected_score(probs)
-        if valid:
-            grade.mean = sum(valid) / len(valid)
-            grade.score = _round_half_up(grade.mean)
-        elif probs is not None:
-            grade.score = int(max(range(5), key=lambda k: probs[k])) + 1
-        if grade.score is None and grade.expected is None:
-            grade.error = grade.error or "no parseable result in the evaluator output"
+    def _readings(self, prompts: list[str], mode: str, samples: int, sampling: SamplingParams,
+                  choices: Sequence[str], parse) -> list[list[Reading]]:
+        """Per prompt, one :class:`~prometheus_reward.verdicts.Reading` per sample.
 
-    def _sample(
-        self,
-        prompts: list[str],
-        samples: int,
-        sampling: SamplingParams,
-        choices: Sequence[str] | None,
-        kind: str,
-    ) -> list[list[Generation]]:
-        """Sample, then re-sample outputs without a parseable result up to ``max_retries`` times."""
-        parse = parse_absolute_output if kind == "absolute" else parse_relative_output
+        ``direct``: the distribution after ``prompt + "[RESULT] "``. ``generate``: the parsed
+        outputs (re-sampled up to ``max_retries`` when unparseable). ``expected``: the parsed
+        outputs plus the distribution at the result: recorded during generation where the
+        backend can; else read where the evaluator wrote its verdict (``prompt + text`` up to the
+        marker, then the marker it wrote as the lead); and where it wrote none, read after an
+        appended ``[RESULT]`` instead of sampling again: a *forced* reading."""
+        if mode == "direct":
+            return [[Reading(None, "", answer)] for answer in self.backend.read_answers(prompts, choices)]
+        outputs = self._sample(prompts, samples, sampling, choices if mode == "expected" else None, parse)
+        readings = [[Reading(None if g.error else parse(g.text).result, "" if g.error else parse(g.text).feedback,
+                             g.answer, False, g.error) for g in gens] for gens in outputs]
+        if mode != "expected":
+            return readings
+        pending: dict[str, list[tuple[int, int, str]]] = {}  # lead -> (prompt, sample, prefix)
+        for k, gens in enumerate(outputs):
+            for s, gen in enumerate(gens):
+                if gen.error or gen.answer is not None:
+                    continue
+                parsed = parse(gen.text)
+                if parsed.result is not None and parsed.marker_start is not None:
+                    lead = gen.text[parsed.marker_start:parsed.value_start]
+                    prefix = prompts[k] + gen.text[:parsed.marker_start]
+                else:
+                    lead, prefix = "[RESULT] ", prompts[k] + gen.text.rstrip() + " "
+                    readings[k][s].forced = True
+                pending.setdefault(lead, []).append((k, s, prefix))
+        for lead, todo in pending.items():
+            answers = self.backend.read_answers([prefix for _, _, prefix in todo], choices, lead=lead)
+            for (k, s, _), answer in zip(todo, answers):
+                readings[k][s].answer = answer
+        return readings
+
+    def _sample(self, prompts: list[str], samples: int, sampling: SamplingParams, choices: Sequence[str] | None,
+                parse) -> list[list[Generation]]:
+        """Sample, then (without ``choices``: generate mode) re-sample outputs without a parseable
+        result (failed requests included) up to ``max_retries`` times."""
 
         def locate(text: str) -> int | None:
             return parse(text).value_start
@@ -382,13 +385,14 @@ class Judge:
         if choices is not None:  # expected mode reads the distribution instead of resampling
             return outputs
         for attempt in range(self.max_retries):
-            todo = [(k, s) for k, gens in enumerate(outputs) for s, g in enumerate(gens) if parse(g.text).result is None]
+            todo = [(k, s) for k, gens in enumerate(outputs) for s, g in enumerate(gens)
+                    if g.error or parse(g.text).result is None]
             if not todo:
                 break
             retry_sampling = sampling if sampling.seed is None else sampling.replace(seed=sampling.seed + attempt + 1)
             again = self.backend.generate([prompts[k] for k, _ in todo], retry_sampling, num_samples=1)
             for (k, s), gens in zip(todo, again):
-                if parse(gens[0].text).result is not None:
+                if not gens[0].error and parse(gens[0].text).result is not None:
                     outputs[k][s] = gens[0]
         return outputs
 
@@ -497,70 +501,26 @@ class Judge:
                 second.append(_Prepared(self.backend.format(REL_SYSTEM_PROMPT, user(prep.fields, rub, True)), prep.truncated))
             else:
                 second.append(_Prepared(None, prep.truncated, prep.error))
-        p_first = self._pair_probs(first, mode, samples, params)
-        p_second = self._pair_probs(second, mode, samples, params) if swap else [(None, [], "")] * n
+        judged = [row for row in range(n) if first[row].prompt is not None]
+        orders = [first] + ([second] if swap else [])
+        verdicts = []  # per order, per judged row
+        for prepared in orders:
+            live = [row for row in judged if prepared[row].prompt is not None]
+            readings = dict(zip(live, self._readings([prepared[row].prompt for row in live], mode, samples, params,
+                                                     PAIR_CHOICES, parse_relative_output))) if live else {}
+            verdicts.append(readings)
         results = []
         for row in range(n):
             if first[row].prompt is None:
                 results.append(Preference(truncated=first[row].truncated, error=first[row].error))
                 continue
-            prob1, votes1, fb1 = p_first[row]
-            prob2, votes2, fb2 = p_second[row]
-            # In the swapped order, "B" names the original A.
-            prob2_a = None if prob2 is None else 1.0 - prob2
-            votes2_a = [None if v is None else ("B" if v == "A" else "A") for v in votes2]
-            results.append(self._preference(prob1, prob2_a, votes1, votes2_a, fb1, fb2, first[row].truncated, swap))
+            per_order = [v.get(row, [Reading(None, "", None, False, "not judged")]) for v in verdicts]
+            if mode == "direct":
+                results.append(direct_preference(per_order[0][0].answer, per_order[1][0].answer if swap else None,
+                                                  swap, first[row].truncated, self.min_score_mass))
+                continue
+            ordered = [order_verdict(r, min_score_mass=self.min_score_mass, allow_forced=self.allow_forced)
+                       for r in per_order]
+            results.append(finish_preference(ordered[0], ordered[1] if swap else None, first[row].truncated))
         return results
 
-    def _pair_probs(
-        self, prepared: list[_Prepared], mode: str, samples: int, sampling: SamplingParams
-    ) -> list[tuple[float | None, list[str | None], str]]:
-        """Per row: (p("A") from token probabilities or None, votes, feedback of the first sample)."""
-        out: list[tuple[float | None, list[str | None], str]] = [(None, [], "")] * len(prepared)
-        live = [i for i, p in enumerate(prepared) if p.prompt is not None]
-        if not live:
-            return out
-        prompts = [prepared[i].prompt for i in live]
-        if mode == "direct":
-            for i, probs in zip(live, self.backend.choice_probs(prompts, PAIR_CHOICES)):
-                out[i] = (None if probs is None else probs[0], [], "")
-            return out
-        outputs = self._sample(prompts, samples, sampling, PAIR_CHOICES if mode == "expected" else None, "relative")
-        if mode == "expected":
-            missing = [(k, s) for k, gens in enumerate(outputs) for s, g in enumerate(gens) if g.choice_probs is None]
-            if missing:
-                prefixes = [prompts[k] + outputs[k][s].text.rstrip() + " " for k, s in missing]
-                for (k, s), probs in zip(missing, self.backend.choice_probs(prefixes, PAIR_CHOICES)):
-                    outputs[k][s].choice_probs = probs
-        for k, i in enumerate(live):
-            parsed = [parse_relative_output(g.text) for g in outputs[k]]
-            dists = [g.choice_probs for g in outputs[k] if g.choice_probs is not None]
-            prob = sum(d[0] for d in dists) / len(dists) if dists else None
-            out[i] = (prob, [p.result for p in parsed], parsed[0].feedback)
-        return out
-
-    @staticmethod
-    def _preference(prob1, prob2_a, votes1, votes2_a, fb1, fb2, truncated, swap) -> Preference:
-        votes = list(votes1) + list(votes2_a)
-        probs = [p for p in (prob1, prob2_a) if p is not None]
-        if probs:
-            prob_a = sum(probs) / len(probs)
-        elif any(v is not None for v in votes):
-            counted = [v for v in votes if v is not None]
-            prob_a = sum(v == "A" for v in counted) / len(counted)
-        else:
-            return Preference(None, None, fb1, False, fb2, truncated, votes, "no parseable result in either order")
-
-        def side(prob: float | None, vs: list[str | None]) -> str | None:
-            if prob is not None:
-                return "A" if prob > 0.5 else "B" if prob < 0.5 else None
-            counted = [v for v in vs if v is not None]
-            if not counted:
-                return None
-            share = sum(v == "A" for v in counted) / len(counted)
-            return "A" if share > 0.5 else "B" if share < 0.5 else None
-
-        pick1, pick2 = side(prob1, votes1), side(prob2_a, votes2_a)
-        consistent = swap and pick1 is not None and pick1 == pick2
-        winner = "A" if prob_a > 0.5 else "B" if prob_a < 0.5 else None
-        return Preference(winner, prob_a, fb1, consistent, fb2, truncated, votes, None)

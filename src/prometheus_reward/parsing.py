@@ -6,6 +6,11 @@ template text ("[RESULT] (an integer number between 1 and 5)") or in the feedbac
 taken for the score. Out-of-range numbers and anything unrecognised give ``None``: never a
 silent 1 or 5.
 
+Only verdicts count: the protocol's ``[RESULT]`` forms (``[RESULT] 4``, ``[RESULT]: (4)``,
+``[RESULT] Score: 4/5``...) and an explicit final ``Score: N`` line. Prose is not a verdict: a bare
+``(1)`` ending a sentence ("as described in footnote (1)"), "result 4" or "4 out of 5" without the
+marker give ``None``, so that ``generate`` mode samples again instead of guessing.
+
 Example:
     >>> parse_absolute("Clear and correct. [RESULT] 4</s>")
     4
@@ -34,15 +39,11 @@ _ABSOLUTE_PATTERNS = [
         rf"\[\s*RESULT\s*\]\s*[:=\-]?\s*(?:\*\*)?\s*(?:score\s*[:=]?\s*)?[\(\[]?\s*{_SCORE}{_OUT_OF}{_TRAIL}\Z",
         re.IGNORECASE,
     ),
-    # Score: 4 | Score 4 | Result: 4 | Rating: 4/5 (at the end only)
+    # an explicit final "Score: 4" (or "**Score:** 4/5") on a line of its own
     re.compile(
-        rf"(?:\bscore|\bresult|\brating)\s*(?:is\s*)?[:=]?\s*(?:\*\*)?\s*[\(\[]?\s*{_SCORE}{_OUT_OF}{_TRAIL}\Z",
+        rf"(?:^|\n)[ \t*_#]*score[ \t*_]*:[ \t*_]*[\(\[]?\s*{_SCORE}{_OUT_OF}{_TRAIL}\Z",
         re.IGNORECASE,
     ),
-    # 4/5 | 4 out of 5 (the "/5" or "out of 5" is required here)
-    re.compile(rf"(?<![\w.]){_SCORE}\s*(?:/|out\s+of)\s*5(?:\.0)?{_TRAIL}\Z", re.IGNORECASE),
-    # a bare parenthesised score at the very end: "... (4)"
-    re.compile(rf"\(\s*{_SCORE}\s*\){_TRAIL}\Z"),
 ]
 
 _RELATIVE_PATTERNS = [
@@ -51,9 +52,9 @@ _RELATIVE_PATTERNS = [
         rf"\[\s*RESULT\s*\]\s*[:=\-]?\s*(?:\*\*)?\s*(?:response\s*)?[\(\[\"']?\s*(?P<value>[AB])\b{_TRAIL}\Z",
         re.IGNORECASE,
     ),
-    # Result: A | Winner: Response B | Better response: A (at the end only)
+    # an explicit final "Winner: Response B" / "Better response: A" / "Verdict: A" line
     re.compile(
-        rf"(?:\bresult|\bwinner|\bbetter\s+response|\bverdict)\s*[:=]\s*(?:\*\*)?\s*(?:response\s*)?[\(\[\"']?\s*(?P<value>[AB])\b{_TRAIL}\Z",
+        rf"(?:^|\n)[ \t*_#]*(?:winner|better\s+response|verdict)[ \t*_]*:\s*(?:\*\*)?\s*(?:response\s*)?[\(\[\"']?\s*(?P<value>[AB])\b{_TRAIL}\Z",
         re.IGNORECASE,
     ),
 ]
@@ -63,12 +64,15 @@ _FEEDBACK_PREFIX = re.compile(r"\A\s*(?:\*\*)?feedback(?:\*\*)?\s*:\s*", re.IGNO
 
 @dataclass(frozen=True)
 class ParsedOutput:
-    """A parsed evaluator output: the result (or None), the feedback before it, and the
-    character offset where the result value starts (None when unparsed)."""
+    """A parsed evaluator output: the result (or None), the feedback before it, the character
+    offset where the verdict starts (``marker_start``, at ``[RESULT]``) and where its value starts
+    (``value_start``); both None when unparsed. ``text[marker_start:value_start]`` is the lead the
+    evaluator wrote before its answer."""
 
     result: int | str | None
     feedback: str
     value_start: int | None = None
+    marker_start: int | None = None
 
 
 def _clean_feedback(text: str) -> str:
@@ -94,7 +98,8 @@ def parse_absolute_output(text: str | None) -> ParsedOutput:
     feedback = _clean_feedback(text[: match.start()])
     if "." in value or not 1 <= int(value) <= 5:
         return ParsedOutput(None, feedback)
-    return ParsedOutput(int(value), feedback, match.start("value"))
+    marker = match.start() + len(match.group(0)) - len(match.group(0).lstrip())  # a verdict line's own start
+    return ParsedOutput(int(value), feedback, match.start("value"), marker)
 
 
 def parse_relative_output(text: str | None) -> ParsedOutput:
@@ -104,7 +109,8 @@ def parse_relative_output(text: str | None) -> ParsedOutput:
     match = _search(_RELATIVE_PATTERNS, text)
     if match is None:
         return ParsedOutput(None, _clean_feedback(text))
-    return ParsedOutput(match["value"].upper(), _clean_feedback(text[: match.start()]), match.start("value"))
+    marker = match.start() + len(match.group(0)) - len(match.group(0).lstrip())
+    return ParsedOutput(match["value"].upper(), _clean_feedback(text[: match.start()]), match.start("value"), marker)
 
 
 def parse_absolute(text: str | None) -> int | None:

@@ -1,14 +1,21 @@
 """What the Judge needs from an evaluator backend (local transformers, HTTP servers, vLLM).
 
-A backend turns chat-formatted prompts into (a) sampled generations, with the probabilities of
-the answer tokens at the result position when it can read them, and (b) next-token probabilities
-over a small set of answers after a fixed lead (``"[RESULT] "``): the ``direct`` mode and the
-fallback of ``expected`` mode. Everything Prometheus-specific (templates, parsing, truncation
-order, retries) stays in the Judge.
+A backend turns chat-formatted prompts into (a) sampled generations, with the evaluator's
+distribution over the answer tokens at the result position when it can read it, and (b) that
+distribution after a given prefix and lead (``"[RESULT] "``): the ``direct`` mode, and the reading
+of ``expected`` mode where generation could not record it. Everything Prometheus-specific
+(templates, parsing, truncation order, retries) stays in the Judge.
+
+A distribution is an :class:`AnswerDistribution`: the probabilities renormalised over the choices
+*and* the mass the evaluator put on them before renormalising, so that a judge that was not
+answering at all (digits holding 2e-5 of the probability) is visible instead of looking like a
+calm, flat distribution. Non-finite or zero probabilities never become a distribution: they come
+back as an ``error``.
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Literal, Sequence
@@ -41,15 +48,58 @@ class SamplingParams:
 
 
 @dataclass
+class AnswerDistribution:
+    """The evaluator's probabilities over the answer choices at one position.
+
+    Attributes:
+        probs: p(choice), renormalised over the choices; None when unusable (see ``error``).
+        mass: the total probability on the choices before renormalising (over the full vocabulary
+            for local models; over the returned top logprobs for HTTP servers); None when the
+            backend cannot measure it (a server that returns no logprobs).
+        error: why there is no distribution (non-finite logits, zero mass, a failed request).
+
+    Example:
+        >>> d = AnswerDistribution.from_masses([0.1, 0.1, 0.2, 0.0, 0.0])
+        >>> [round(p, 2) for p in d.probs], round(d.mass, 2)
+        ([0.25, 0.25, 0.5, 0.0, 0.0], 0.4)
+        >>> AnswerDistribution.from_masses([float("nan")] * 5).error
+        'non-finite probabilities on the answer tokens (NaN or infinite logits)'
+    """
+
+    probs: list[float] | None
+    mass: float | None = None
+    error: str | None = None
+
+    @classmethod
+    def from_masses(cls, masses: Sequence[float], measured: bool = True) -> "AnswerDistribution":
+        """From each choice's unnormalised probability (``measured=False``: the masses are not
+        probabilities of the full vocabulary, so no mass is recorded)."""
+        values = [float(m) for m in masses]
+        if not all(math.isfinite(v) for v in values):
+            return cls(None, None, "non-finite probabilities on the answer tokens (NaN or infinite logits)")
+        total = sum(values)
+        if total <= 0:
+            return cls(None, 0.0 if measured else None, "the evaluator put zero probability on the answer tokens")
+        return cls([v / total for v in values], total if measured else None, None)
+
+    @classmethod
+    def failed(cls, error: str) -> "AnswerDistribution":
+        return cls(None, None, error)
+
+
+@dataclass
 class Generation:
-    """One sampled evaluator output."""
+    """One sampled evaluator output.
+
+    ``answer`` is the distribution at the result position when the backend recorded it (None: not
+    read, e.g. no result written or no logprobs); ``error`` says the generation failed (a request
+    that never succeeded): the text is then empty and must not be scored."""
 
     text: str
-    # Probabilities over the answer choices at the result position, renormalised; None when the
-    # backend could not read them (no logprobs, or no result written).
-    choice_probs: list[float] | None = None
+    answer: AnswerDistribution | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    error: str | None = None
 
 
 @dataclass
@@ -105,13 +155,14 @@ class Backend(ABC):
         num_samples: int = 1,
     ) -> list[list[Generation]]:
         """Sample ``num_samples`` outputs per prompt. When ``choices`` and ``locate`` are given,
-        also read the choice probabilities at the position ``locate(text)`` points to."""
+        also record the answer distribution at the position ``locate(text)`` points to."""
 
     @abstractmethod
-    def choice_probs(
+    def read_answers(
         self, prefixes: Sequence[str], choices: Sequence[str], lead: str = "[RESULT] "
-    ) -> list[list[float] | None]:
-        """p(choice) for the token right after ``prefix + lead`` (renormalised over choices)."""
+    ) -> list[AnswerDistribution]:
+        """The distribution over ``choices`` for the token right after ``prefix + lead``, one per
+        prefix (an :class:`AnswerDistribution` with ``error`` where it cannot be read)."""
 
     def close(self) -> None:
         """Release resources (HTTP clients, GPU memory)."""

@@ -5,13 +5,16 @@ batch of prompts fans out as concurrent ``httpx`` requests on an event loop of i
 thread), bounded by a semaphore. Each request has a timeout and is retried with exponential
 backoff on 5xx / 408 / 429, timeouts and connection errors; with several base URLs the least
 busy one is picked (least outstanding requests) and a failing one is skipped for a cool-down.
-When every attempt fails the row comes back unscorable (empty text, ``choice_probs=None``) with
-a warning: nothing raises into a training loop.
+When every attempt fails the row comes back failed (a :class:`Generation` or
+:class:`AnswerDistribution` with ``error`` set, naming the last failure) with a warning: nothing
+raises into a training loop, and nothing is scored from a request that never succeeded.
 
 Scores from probabilities: ``/v1/completions`` with ``logprobs`` returns the top tokens at each
-position; answer tokens are matched after normalising (spaces, ``▁``, ``Ġ`` stripped). Servers
-that return no logprobs (``transformers serve``) fall back to parsing: the Judge parses the
-generated text, and ``choice_probs`` reads the greedy answer token (a one-hot distribution).
+position; answer tokens are matched after normalising (spaces, ``▁``, ``Ġ`` stripped), and their
+summed probability is the distribution's ``mass`` (over the returned top logprobs). Servers that
+return no logprobs (``transformers serve``) fall back to parsing: the Judge parses the generated
+text, and ``read_answers`` reads the greedy answer token (a one-hot distribution with no mass:
+nothing was measured).
 
 Token counting uses the evaluator's tokenizer when it can be loaded locally (``tokenizer=``);
 otherwise it estimates one token per 4 characters (rough: give ``max_input_tokens`` some slack,
@@ -40,7 +43,7 @@ from typing import Any, Literal, Sequence
 import httpx
 
 from ..templates import ChatFamily, detect_family, format_chat
-from .base import Backend, Generation, Locator, SamplingParams
+from .base import AnswerDistribution, Backend, Generation, Locator, SamplingParams
 
 logger = logging.getLogger(__name__)
 
@@ -66,25 +69,27 @@ def normalize_token(piece: str) -> str:
     return piece.replace("\u2581", " ").replace("\u0120", " ").strip()
 
 
-def probs_from_top(top: dict[str, float] | None, choices: Sequence[str]) -> list[float] | None:
-    """p(choice) renormalised over ``choices`` from one position's ``{token: logprob}``.
+def distribution_from_top(top: dict[str, float] | None, choices: Sequence[str]) -> AnswerDistribution | None:
+    """The answer distribution at one position from its ``{token: logprob}``: every token that
+    normalises to a choice adds to it; the mass is their summed probability (over the returned
+    top logprobs only). None when no choice is among them.
 
-    Every token that normalises to a choice adds to it. None when no choice is among them.
-
-    >>> [round(p, 2) for p in probs_from_top({"4": math.log(0.6), " 5": math.log(0.2), "x": 0.0}, "12345")]
-    [0.0, 0.0, 0.0, 0.75, 0.25]
+    >>> d = distribution_from_top({"4": math.log(0.6), " 5": math.log(0.2), "x": math.log(0.1)}, "12345")
+    >>> [round(p, 2) for p in d.probs], round(d.mass, 2)
+    ([0.0, 0.0, 0.0, 0.75, 0.25], 0.8)
     """
     if not top:
         return None
     mass = {c: 0.0 for c in choices}
+    found = False
     for token, logprob in top.items():
         key = normalize_token(token)
-        if key in mass and logprob is not None and logprob > -math.inf:
-            mass[key] += math.exp(logprob)
-    total = sum(mass.values())
-    if total <= 0:
+        if key in mass and logprob is not None:
+            found = True
+            mass[key] += math.exp(logprob) if logprob > -math.inf else 0.0
+    if not found:
         return None
-    return [mass[c] / total for c in choices]
+    return AnswerDistribution.from_masses([mass[c] for c in choices])
 
 
 @dataclass
@@ -409,8 +414,9 @@ class OpenAIBackend(Backend):
                 return True
         return False
 
-    async def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any] | None:
-        """POST with retries, backoff and failover; None when every attempt failed."""
+    async def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any] | str:
+        """POST with retries, backoff and failover; the JSON body, or the last failure's
+        description when every attempt failed."""
         client = self._ensure_client()
         assert self._semaphore is not None
         payload = {k: v for k, v in {**self.extra_body, **payload}.items() if k not in self._dropped}
@@ -453,7 +459,7 @@ class OpenAIBackend(Backend):
         self.http_stats.failed_requests += 1
         logger.warning("request to %s failed after %d attempt(s); the row is unscorable: %s",
                        path, attempt, last_error)
-        return None
+        return f"request failed after {attempt} attempt(s): {last_error}"
 
     def _request(self, prompt: str, *, max_tokens: int, temperature: float, top_p: float | None = None,
                  seed: int | None = None, repetition_penalty: float | None = None,
@@ -483,57 +489,60 @@ class OpenAIBackend(Backend):
         return "/v1/completions", payload
 
     @staticmethod
-    def _choice_of(response: dict[str, Any] | None) -> tuple[str, dict[str, Any]] | None:
-        if not response:
-            return None
-        choices = response.get("choices") or []
+    def _choice_of(response: dict[str, Any] | str) -> tuple[str, dict[str, Any]] | str:
+        """(text, choice) of a response, or why there is none."""
+        if isinstance(response, str):
+            return response
+        choices = response.get("choices") if isinstance(response, dict) else None
         if not choices:
-            return None
+            return "the server's response has no choices"
         choice = choices[0]
         text = choice.get("text")
         if text is None:
             text = (choice.get("message") or {}).get("content") or ""
         return text, choice
 
-    def _gather(self, requests: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any] | None]:
+    def _gather(self, requests: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any] | str]:
         async def run_all():
             return await asyncio.gather(*(self._post(path, payload) for path, payload in requests))
 
         return self._run(run_all())
 
     # -- Backend API ----------------------------------------------------------------------------------
-    def choice_probs(
+    def read_answers(
         self, prefixes: Sequence[str], choices: Sequence[str], lead: str = "[RESULT] "
-    ) -> list[list[float] | None]:
+    ) -> list[AnswerDistribution]:
         lead_text = self._lead_text(choices, lead)
         requests = [self._request(p + lead_text, max_tokens=2, temperature=0.0, logprobs=True) for p in prefixes]
         responses = self._gather(requests)
         self.stats.forward_batches += 1
         self.stats.batch_sizes.append(len(prefixes))
-        out: list[list[float] | None] = []
+        out: list[AnswerDistribution] = []
         for response in responses:
             self._count_usage(response)
             parsed = self._choice_of(response)
-            out.append(None if parsed is None else self._read_answer(parsed[0], parsed[1], choices))
+            out.append(AnswerDistribution.failed(parsed) if isinstance(parsed, str)
+                       else self._read_answer(parsed[0], parsed[1], choices))
         return out
 
-    def _read_answer(self, text: str, choice: dict[str, Any], choices: Sequence[str]) -> list[float] | None:
+    def _read_answer(self, text: str, choice: dict[str, Any], choices: Sequence[str]) -> AnswerDistribution:
         positions = extract_positions(choice)
         if positions:
             # the first position, or the next one when the model first writes a bare space
             for position in positions[:2]:
-                probs = probs_from_top(position.top, choices)
-                if probs is not None:
-                    return probs
+                dist = distribution_from_top(position.top, choices)
+                if dist is not None:
+                    return dist
                 if normalize_token(position.token):
                     break
-            return None
-        # no logprobs from this server: the greedy answer, parsed, as a one-hot distribution
+            return AnswerDistribution(None, 0.0, f"no answer token among the server's top {self.top_logprobs} logprobs")
+        # no logprobs from this server: the greedy answer, parsed, as a one-hot distribution (its
+        # mass is not measured: the server said nothing about the other choices)
         first = text.strip().split()[0] if text.strip() else ""
         first = first.strip(".:)([]\"'*")
         if first in choices:
-            return [1.0 if c == first else 0.0 for c in choices]
-        return None
+            return AnswerDistribution.from_masses([1.0 if c == first else 0.0 for c in choices], measured=False)
+        return AnswerDistribution.failed(f"the server returned no logprobs and its answer {text.strip()[:20]!r} is not a choice")
 
     def generate(
         self,
@@ -567,18 +576,18 @@ class OpenAIBackend(Backend):
                 response = responses[k * num_samples + s]
                 prompt_tokens, completion_tokens = self._count_usage(response)
                 parsed = self._choice_of(response)
-                if parsed is None:
-                    gens.append(Generation(text=""))
+                if isinstance(parsed, str):
+                    gens.append(Generation(text="", error=parsed))
                     continue
                 text, choice = parsed
-                probs = None
+                answer = None
                 if choices is not None and locate is not None:
-                    probs = self._probs_at(text, choice, choices, locate)
-                gens.append(Generation(text, probs, prompt_tokens, completion_tokens))
+                    answer = self._answer_at(text, choice, choices, locate)
+                gens.append(Generation(text, answer, prompt_tokens, completion_tokens))
             out.append(gens)
         return out
 
-    def _probs_at(self, text: str, choice: dict[str, Any], choices: Sequence[str], locate: Locator) -> list[float] | None:
+    def _answer_at(self, text: str, choice: dict[str, Any], choices: Sequence[str], locate: Locator) -> AnswerDistribution | None:
         offset = locate(text)
         positions = extract_positions(choice)
         if offset is None or not positions:
@@ -586,11 +595,11 @@ class OpenAIBackend(Backend):
         for position in reversed(positions):
             end = position.start + len(position.token)
             if position.start <= offset < max(end, position.start + 1) and normalize_token(position.token) in choices:
-                return probs_from_top(position.top, choices)
+                return distribution_from_top(position.top, choices)
         return None
 
-    def _count_usage(self, response: dict[str, Any] | None) -> tuple[int, int]:
-        usage = (response or {}).get("usage") or {}
+    def _count_usage(self, response: dict[str, Any] | str) -> tuple[int, int]:
+        usage = (response.get("usage") if isinstance(response, dict) else None) or {}
         prompt_tokens = int(usage.get("prompt_tokens") or 0)
         completion_tokens = int(usage.get("completion_tokens") or 0)
         self.stats.prompt_tokens += prompt_tokens

@@ -4,7 +4,7 @@ logits, answer-token probabilities recorded during generation, OOM recovery by b
 Example:
     >>> from prometheus_reward.backends.transformers import TransformersBackend
     >>> backend = TransformersBackend.from_pretrained("embedded")          # doctest: +SKIP
-    >>> backend.choice_probs([backend.format("sys", "Rate it.")], ["1", "2", "3", "4", "5"])  # doctest: +SKIP
+    >>> backend.read_answers([backend.format("sys", "Rate it.")], ["1", "2", "3", "4", "5"])  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 
 from ..embedded import resolve_model_path
 from ..templates import ChatFamily, detect_family, format_chat
-from .base import Backend, Generation, Locator, SamplingParams
+from .base import AnswerDistribution, Backend, Generation, Locator, SamplingParams
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,9 @@ def plan_answer_tokens(tokenizer: Any, choices: Sequence[str], lead: str = "[RES
 
 
 class _ChoiceLogitRecorder:
-    """A logits processor that keeps the raw logits of the answer tokens at every step.
+    """A logits processor that keeps, at every step, the raw logits of the answer tokens and the
+    log-normaliser of the full vocabulary (so the answer tokens' share of the probability is
+    known, not only their renormalised distribution).
 
     It runs before the repetition penalty and temperature (both are appended after it), so the
     recorded distribution is the model's own."""
@@ -92,7 +94,9 @@ class _ChoiceLogitRecorder:
         self.steps: list[torch.Tensor] = []
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        self.steps.append(scores[:, self.token_ids.to(scores.device)].float())
+        raw = scores.float()
+        picked = raw[:, self.token_ids.to(scores.device)]
+        self.steps.append(torch.cat([picked, torch.logsumexp(raw, dim=-1, keepdim=True)], dim=-1))
         return scores
 
 
@@ -235,11 +239,12 @@ class TransformersBackend(Backend):
         return self._plans[key]
 
     @staticmethod
-    def _group_probs(logits: torch.Tensor, groups: list[list[int]]) -> list[float]:
-        weights = torch.softmax(logits.double(), dim=-1)
-        probs = [float(weights[g].sum()) for g in groups]
-        total = sum(probs)
-        return [p / total for p in probs]
+    def _distribution(logits: torch.Tensor, groups: list[list[int]]) -> AnswerDistribution:
+        """The answer distribution from the answer tokens' logits followed by the full
+        vocabulary's logsumexp (one row of what ``_last_logits`` and the recorder keep)."""
+        logits = logits.double()
+        weights = torch.exp(logits[:-1] - logits[-1])  # each answer token's share of the whole vocabulary
+        return AnswerDistribution.from_masses([float(weights[g].sum()) for g in groups])
 
     # -- batching --------------------------------------------------------------------------------
     def _batches(self, lengths: Sequence[int], budget: int, extra: int = 0, copies: int = 1) -> Iterator[list[int]]:
@@ -300,19 +305,21 @@ class TransformersBackend(Backend):
         self.stats.forward_batches += 1
         self.stats.batch_sizes.append(len(rows))
         self.stats.prompt_tokens += int(mask.sum())
-        return logits[:, -1, :][:, token_ids.to(logits.device)].float().cpu()
+        last = logits[:, -1, :].float()
+        picked = last[:, token_ids.to(last.device)]
+        return torch.cat([picked, torch.logsumexp(last, dim=-1, keepdim=True)], dim=-1).cpu()
 
-    def choice_probs(
+    def read_answers(
         self, prefixes: Sequence[str], choices: Sequence[str], lead: str = "[RESULT] "
-    ) -> list[list[float] | None]:
+    ) -> list[AnswerDistribution]:
         lead_ids, all_ids, groups = self._choice_plan(tuple(choices), lead)
         token_ids = torch.tensor(all_ids, dtype=torch.long)
         rows = [self.encode(p) + lead_ids for p in prefixes]
-        out: list[list[float] | None] = [None] * len(rows)
+        out: list[AnswerDistribution] = [AnswerDistribution.failed("not read")] * len(rows)
 
-        def run(batch: list[int]) -> list[tuple[int, list[float]]]:
+        def run(batch: list[int]) -> list[tuple[int, AnswerDistribution]]:
             logits = self._last_logits([rows[i] for i in batch], token_ids)
-            return [(i, self._group_probs(logits[k], groups)) for k, i in enumerate(batch)]
+            return [(i, self._distribution(logits[k], groups)) for k, i in enumerate(batch)]
 
         for batch in self._batches([len(r) for r in rows], self.max_forward_tokens):
             for index, probs in self._run_split_on_oom(run, batch, "forward"):
@@ -403,7 +410,7 @@ class TransformersBackend(Backend):
         end = next((i for i, t in enumerate(ids_list) if t in eos_ids), len(ids_list))
         ids_list = ids_list[:end]
         text = self.tokenizer.decode(ids_list, skip_special_tokens=True)
-        probs = None
+        answer = None
         if plan is not None and locate is not None and recorded is not None:
             offset = locate(text)
             if offset is not None:
@@ -413,9 +420,9 @@ class TransformersBackend(Backend):
                     if ids_list[t] not in answer_ids or ids_list[t] in special:
                         continue
                     if len(self.tokenizer.decode(ids_list[:t], skip_special_tokens=True)) <= offset:
-                        probs = self._group_probs(recorded[t], groups)
+                        answer = self._distribution(recorded[t], groups)
                         break
-        return Generation(text=text, choice_probs=probs, prompt_tokens=prompt_len, completion_tokens=len(ids_list))
+        return Generation(text=text, answer=answer, prompt_tokens=prompt_len, completion_tokens=len(ids_list))
 
     def close(self) -> None:
         self.model = None

@@ -1,0 +1,183 @@
+"""Evaluator outputs -> :class:`~prometheus_reward.grades.Grade` / :class:`~prometheus_reward.grades.Preference`,
+with provenance: every number says how it was earned, and nothing that was not earned becomes one.
+
+One judgment is a list of :class:`Reading` (one per sample): the parsed verdict, the feedback, the
+answer distribution and whether that distribution was *forced* (read after a ``[RESULT]`` marker
+the judge appended because the evaluator wrote none). The rules:
+
+- ``score`` is the rounded mean of the *parsed* sample scores, never an argmax of a forced
+  distribution (``direct`` mode, which parses nothing, keeps the documented argmax).
+- A distribution counts only when it is finite, its mass on the answer tokens reaches
+  ``min_score_mass``, and it is not forced unless ``allow_forced``; what it contributes is
+  ``expected`` (and ``source="forced"`` when a forced one was used).
+- A failed generation (a request that never succeeded) is a failed sample: never scored.
+- A judgment with no usable number gets ``error`` (naming the first reason) and ``value`` None.
+
+Example:
+    >>> from prometheus_reward.backends.base import AnswerDistribution
+    >>> from prometheus_reward.grades import Grade
+    >>> g = Grade()
+    >>> finish_grade(g, [Reading(None, "Vague.", AnswerDistribution([0, 0, 0.5, 0.5, 0], 2e-5), forced=True)],
+    ...              mode="expected", min_score_mass=0.1, allow_forced=True)
+    >>> g.value is None, g.error
+    (True, 'the evaluator put 2e-05 of its probability on the score tokens, below min_score_mass=0.1')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from .backends.base import AnswerDistribution
+from .grades import Grade, Preference
+from .scoring import expected_score, mean_probs
+
+NO_RESULT = "no parseable result in the evaluator output"
+
+
+@dataclass
+class Reading:
+    """One sample of a judgment: the parsed verdict (None when unparsed), the feedback, the
+    answer distribution (None when not read), whether it was forced, and a generation failure."""
+
+    result: int | str | None
+    feedback: str
+    answer: AnswerDistribution | None = None
+    forced: bool = False
+    error: str | None = None
+
+
+def _usable(readings: Sequence[Reading], what: str, min_mass: float, allow_forced: bool
+            ) -> tuple[list[list[float]], bool, list[str]]:
+    """The distributions that count, whether a forced one is among them, and why the others do not."""
+    usable: list[list[float]] = []
+    forced_used = False
+    problems: list[str] = []
+    for reading in readings:
+        answer = reading.answer
+        if reading.error or answer is None:
+            continue
+        if answer.error or answer.probs is None:
+            problems.append(answer.error or "no distribution")
+        elif answer.mass is not None and answer.mass < min_mass:
+            problems.append(f"the evaluator put {answer.mass:.2g} of its probability on the {what} tokens, "
+                            f"below min_score_mass={min_mass:g}")
+        elif reading.forced and not allow_forced:
+            problems.append("the evaluator wrote no [RESULT]; its forced distribution is not used (allow_forced=False)")
+        else:
+            usable.append(answer.probs)
+            forced_used = forced_used or reading.forced
+    return usable, forced_used, problems
+
+
+def _mass(readings: Sequence[Reading]) -> float | None:
+    masses = [r.answer.mass for r in readings if r.answer is not None and r.answer.mass is not None and not r.error]
+    return sum(masses) / len(masses) if masses else None
+
+
+def finish_grade(grade: Grade, readings: Sequence[Reading], *, mode: str, min_score_mass: float,
+                 allow_forced: bool) -> Grade:
+    """Fill ``grade`` from one row's readings (see the module for the rules)."""
+    failures = [r.error for r in readings if r.error]
+    scores = [None if r.error else r.result for r in readings]
+    grade.samples = scores  # type: ignore[assignment]
+    grade.feedback = next((r.feedback for r in readings if not r.error), "")
+    grade.score_mass = _mass(readings)
+    usable, forced_used, problems = _usable(readings, "score", min_score_mass, allow_forced)
+    grade.probs = mean_probs(usable) if usable else None
+    grade.expected = expected_score(grade.probs)
+    valid = [s for s in scores if s is not None]
+    if valid:
+        grade.mean = sum(valid) / len(valid)  # type: ignore[arg-type]
+        grade.score = int(grade.mean + 0.5)
+    elif mode == "direct" and grade.probs is not None:
+        grade.score = max(range(5), key=lambda k: grade.probs[k]) + 1  # type: ignore[index]
+    if mode == "direct":
+        grade.source = "direct" if grade.probs is not None else None
+    elif forced_used:
+        grade.source = "forced"
+    elif valid or grade.probs is not None:
+        grade.source = "parsed"
+    if grade.expected is None and grade.mean is None and grade.score is None and grade.error is None:
+        grade.error = (failures or problems or [NO_RESULT])[0]
+    return grade
+
+
+@dataclass
+class OrderVerdict:
+    """One presentation order of a pairwise judgment."""
+
+    prob_a: float | None
+    votes: list[str | None]
+    feedback: str
+    mass: float | None
+    forced: bool
+    problems: list[str]
+
+
+def order_verdict(readings: Sequence[Reading], *, min_score_mass: float, allow_forced: bool) -> OrderVerdict:
+    """p("A") (from the usable distributions), the parsed votes and why the rest did not count."""
+    usable, forced_used, problems = _usable(readings, "answer", min_score_mass, allow_forced)
+    problems = [r.error for r in readings if r.error] + problems  # type: ignore[misc]
+    prob = sum(d[0] for d in usable) / len(usable) if usable else None
+    votes = [None if r.error else r.result for r in readings]
+    feedback = next((r.feedback for r in readings if not r.error), "")
+    return OrderVerdict(prob, votes, feedback, _mass(readings), forced_used, problems)  # type: ignore[arg-type]
+
+
+def _side(prob: float | None, votes: Sequence[str | None]) -> str | None:
+    if prob is not None:
+        return "A" if prob > 0.5 else "B" if prob < 0.5 else None
+    counted = [v for v in votes if v is not None]
+    if not counted:
+        return None
+    share = sum(v == "A" for v in counted) / len(counted)
+    return "A" if share > 0.5 else "B" if share < 0.5 else None
+
+
+def _swapped(verdict: OrderVerdict) -> OrderVerdict:
+    """The B-first order in the A-first order's terms ("B" there names the original A)."""
+    flip = {"A": "B", "B": "A", None: None}
+    return OrderVerdict(None if verdict.prob_a is None else 1.0 - verdict.prob_a, [flip[v] for v in verdict.votes],
+                        verdict.feedback, verdict.mass, verdict.forced, verdict.problems)
+
+
+def finish_preference(first: OrderVerdict, second: OrderVerdict | None, truncated: bool) -> Preference:
+    """Combine the two orders (``second`` None: one order only) into a :class:`Preference`."""
+    swap = second is not None
+    other = _swapped(second) if second is not None else OrderVerdict(None, [], "", None, False, [])
+    votes = list(first.votes) + list(other.votes)
+    probs = [p for p in (first.prob_a, other.prob_a) if p is not None]
+    masses = [m for m in (first.mass, other.mass) if m is not None]
+    mass = sum(masses) / len(masses) if masses else None
+    forced = first.forced or other.forced
+    if probs:
+        prob_a = sum(probs) / len(probs)
+        source = "forced" if forced else "parsed"
+    elif any(v is not None for v in votes):
+        counted = [v for v in votes if v is not None]
+        prob_a = sum(v == "A" for v in counted) / len(counted)
+        source = "parsed"
+    else:
+        problems = first.problems + other.problems
+        return Preference(None, None, first.feedback, False, other.feedback, truncated, votes,
+                          problems[0] if problems else "no parseable result in either order", answer_mass=mass)
+    pick1, pick2 = _side(first.prob_a, first.votes), _side(other.prob_a, other.votes)
+    consistent = swap and pick1 is not None and pick1 == pick2
+    winner = "A" if prob_a > 0.5 else "B" if prob_a < 0.5 else None
+    return Preference(winner, prob_a, first.feedback, consistent, other.feedback, truncated, votes, None,
+                      source=source, answer_mass=mass)
+
+
+def direct_preference(first: AnswerDistribution | None, second: AnswerDistribution | None, swap: bool,
+                      truncated: bool, min_score_mass: float) -> Preference:
+    """A ``direct`` mode preference from the answer distribution of each order."""
+    orders = [order_verdict([Reading(None, "", first)], min_score_mass=min_score_mass, allow_forced=True)]
+    if swap:
+        orders.append(order_verdict([Reading(None, "", second)], min_score_mass=min_score_mass, allow_forced=True))
+    for order in orders:
+        order.votes = []  # direct mode writes no verdict to vote with
+    pref = finish_preference(orders[0], orders[1] if swap else None, truncated)
+    if pref.error is None:
+        pref.source = "direct"
+    return pref
