@@ -311,6 +311,11 @@ def test_cli_vicuna_expected_gives_integer_and_expected_side_by_side(tiny_dir, b
     assert m["expected"]["kendall"]["value"] == pytest.approx(sps.kendalltau(expected, gold).statistic)
     md = (tmp_path / "results.md").read_text()
     assert "0.666" in md and "Prometheus-2-7B" in md and "first 5 only" in md
+    # the random judge never writes [RESULT]: every expected score is forced, and the integer
+    # column counts no row (never an argmax passed off as a parsed score)
+    assert m["forced"] == 5 and m["parsed"] == 0 and all(p["forced"] and p["score"] is None for p in predictions)
+    assert m["integer"]["pearson"]["value"] is None
+    assert "integer metrics over the 0 rows with a parsed [RESULT]; 5 rows' expected scores used a forced" in md
 
     # metrics recomputed from the written predictions alone are the same
     again = tmp_path / "again"

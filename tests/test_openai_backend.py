@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -92,14 +93,18 @@ class Script:
     dist: dict[str, float] = field(default_factory=lambda: {"\u25814": 0.5, "\u25815": 0.3, "3": 0.1, "x": 0.1})
     lead_space: bool = False  # first generated token is a bare "▁" (answer comes one position later)
     logprobs: bool = True
+    # per-prompt answers to reads of the distribution (a server that answers per position);
+    # prompt -> (greedy answer text, {token: probability} at the answer) or None for the defaults
+    reader: Any = None
     seen: list[dict] = field(default_factory=list)
 
 
 def scripted_app(script: Script) -> FastAPI:
     app = FastAPI()
 
-    def top() -> dict[str, float]:
-        return {tok: math.log(p) for tok, p in script.dist.items()}
+    def top(dist: dict[str, float] | None = None) -> dict[str, float]:
+        # a probability of 0 is sent as vLLM sends -inf: a huge negative logprob (JSON has no -inf)
+        return {tok: (math.log(p) if p > 0 else -9999.0) for tok, p in (dist or script.dist).items()}
 
     async def gate(body: dict) -> JSONResponse | None:
         script.seen.append(body)
@@ -120,9 +125,11 @@ def scripted_app(script: Script) -> FastAPI:
             return refused
         choice: dict = {"index": 0, "finish_reason": "length"}
         if body["max_tokens"] <= 2:  # a read of the answer distribution
-            choice["text"] = " 4"
-            tokens = ["\u2581", "\u25814"] if script.lead_space else ["\u25814"]
-            tops = [{"\u2581": -0.01}, top()] if script.lead_space else [top()]
+            text, dist = script.reader(body["prompt"]) if script.reader else (" 4", None)
+            choice["text"] = text
+            answer = "\u2581" + text.strip()
+            tokens = ["\u2581", answer] if script.lead_space else [answer]
+            tops = [{"\u2581": -0.01}, top(dist)] if script.lead_space else [top(dist)]
         else:  # a generation: feedback, marker, answer (the answer's alternatives at its position)
             choice["text"] = script.text
             tokens = ["Clear", " and", " correct", ".", " [RESULT]", "\u25814"]

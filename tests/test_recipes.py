@@ -105,9 +105,18 @@ def test_grpo_smoke_recipe(tiny_model_dir, tmp_path):
         recipe, "grpo_smoke.yaml", tmp_path, "--dataset_name", str(data), "--shuffle_dataset", "false"
     )
     assert reward_args.judge_model == "embedded:tiny-random" and training_args.max_steps == 2
+    training_args.per_device_train_batch_size = 8  # 4 prompts x 2 completions a step: 4 scored rows
     trainer = recipe.main(script_args, training_args, model_args, reward_args)
     _check_trainer_run(trainer, bad)
     assert (tmp_path / "out" / "config.json").is_file()
+    # the integrity monitors: the random judge writes no [RESULT] (every scored row is forced) and
+    # puts almost no mass on the digits (the smoke config lowers the floor to 0 to get rewards at all)
+    name = trainer.reward_funcs[0].__name__
+    assert _logged(trainer, f"rewards/{name}/forced_frac") == [0.5, 0.5]  # the other half: unscorable rows
+    assert all(0.0 < m < 1e-3 for m in _logged(trainer, f"rewards/{name}/score_mass_mean"))
+    assert _logged(trainer, f"rewards/{name}/flagged_frac") == [0.0, 0.0]
+    corr = _logged(trainer, f"rewards/{name}/length_reward_corr")
+    assert len(corr) == 2 and all(-1.0 <= c <= 1.0 for c in corr)
 
 
 def test_rloo_smoke_recipe_with_conversational_rows(chat_policy_dir, tmp_path):

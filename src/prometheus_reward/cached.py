@@ -160,6 +160,8 @@ def judge_identity(judge: Any) -> dict[str, Any]:
         "max_input_tokens": getattr(judge, "max_input_tokens", None),
         "min_score_mass": getattr(judge, "min_score_mass", None),
         "allow_forced": getattr(judge, "allow_forced", None),
+        "strip_reasoning": getattr(judge, "strip_reasoning", None),
+        "neutralize_markers": getattr(judge, "neutralize_markers", None),
     }
 
 

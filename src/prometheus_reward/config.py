@@ -86,6 +86,10 @@ class JudgeConfig:
                                    "puts nearly all of it there; random weights about 2e-5)")
     allow_forced: bool = option(True, "use the distribution read after an appended [RESULT] when the evaluator wrote "
                                 "none (such grades say source=forced)")
+    strip_reasoning: bool = option(True, "grade responses without their hidden reasoning (<think>...</think> and "
+                                   "variants); an unterminated block is unscorable")
+    neutralize_markers: bool = option(True, "rewrite [RESULT], template headers and score lines in responses so the "
+                                      "evaluator cannot mistake them for its own (flagged in the grade)")
     seed: int | None = option(None, "seed of the evaluator's sampling")
     base_urls: list[str] | None = option(None, "judge through these OpenAI-compatible servers (vLLM, SGLang, TGI, "
                                          "llama.cpp) instead of loading the model", flag="--openai-base-url")
@@ -167,9 +171,13 @@ class RewardConfig:
     rubric_column: str = option("rubric", "dataset column with per-row rubrics")
     reference_column: str = option("reference_answer", "dataset column with per-row reference answers")
     log_feedback: bool = option(True, "log each completion's feedback to the trainer's completions table")
+    length_penalty: float = option(0.0, "group-relative length penalty for GRPO/RLOO groups (0: off): a completion "
+                                   "loses this times its length's z-score among its group")
 
     def __post_init__(self) -> None:
         check(self)
+        if self.length_penalty < 0:
+            raise ConfigError(f"length_penalty must be 0 (off) or positive, got {self.length_penalty!r}")
 
 
 @dataclass
@@ -362,9 +370,10 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     section, sampling options to ``sampling``).
 
     Example:
-        >>> from_env({"PROMETHEUS_REWARD_MODEL": "embedded", "PROMETHEUS_REWARD_MODE": "direct",
-        ...           "PROMETHEUS_REWARD_MAX_NEW_TOKENS": "8"})
-        {'judge': {'model': 'embedded'}, 'mode': 'direct', 'sampling': {'max_new_tokens': 8}}
+        >>> config = from_env({"PROMETHEUS_REWARD_MODEL": "embedded", "PROMETHEUS_REWARD_MODE": "direct",
+        ...                    "PROMETHEUS_REWARD_MAX_NEW_TOKENS": "8"})
+        >>> config["judge"], config["mode"], config["sampling"]
+        ({'model': 'embedded'}, 'direct', {'max_new_tokens': 8})
     """
     env = os.environ if environ is None else environ
     config: dict[str, Any] = {}

@@ -23,7 +23,7 @@ from .config import MODES, JudgeConfig, JudgingConfig, from_mapping
 from .grades import Grade, Preference
 from .parsing import parse_absolute_output, parse_relative_output
 from .verdicts import Reading, direct_preference, finish_grade, finish_preference, order_verdict
-from .rows import RowError, RubricColumn, column, require_text
+from .rows import RowError, RubricColumn, column, guard_response, require_text
 from .rubric import Rubric
 from .templates import (
     ABS_SYSTEM_PROMPT,
@@ -49,6 +49,7 @@ class _Prepared:
     truncated: bool = False
     error: str | None = None
     fields: dict[str, str | None] | None = None
+    flags: tuple[str, ...] = ()
 
 
 def _config_from_options(options: Mapping[str, Any], **fixed: Any) -> JudgeConfig:
@@ -75,6 +76,11 @@ class Judge:
             answering never looks like a calm, flat distribution.
         allow_forced: whether a distribution read after an appended ``[RESULT]`` (the evaluator
             wrote none) may give ``expected``; such grades say ``source="forced"``.
+        strip_reasoning: grade a response without its hidden reasoning (``<think>...</think>``...);
+            an unterminated block makes the row unscorable (:func:`prometheus_reward.rows.strip_reasoning`).
+        neutralize_markers: rewrite ``[RESULT]``, template headers and score lines in responses so
+            the evaluator cannot take them for its own (:func:`prometheus_reward.rows.neutralize_markers`);
+            what was found is in ``Grade.flags``.
         config: the :class:`~prometheus_reward.config.JudgeConfig` that rebuilds this judge in
             another process (set by the constructors; None for a judge over a hand-made backend).
     """
@@ -90,11 +96,15 @@ class Judge:
         seed: int | None = None,
         min_score_mass: float = JudgeConfig.min_score_mass,
         allow_forced: bool = JudgeConfig.allow_forced,
+        strip_reasoning: bool = JudgeConfig.strip_reasoning,
+        neutralize_markers: bool = JudgeConfig.neutralize_markers,
         config: JudgeConfig | None = None,
     ):
         self.backend = backend
         self.min_score_mass = min_score_mass
         self.allow_forced = allow_forced
+        self.strip_reasoning = strip_reasoning
+        self.neutralize_markers = neutralize_markers
         sampling = sampling or SamplingParams()
         self.sampling = sampling.replace(seed=seed) if seed is not None else sampling
         self.max_input_tokens = max_input_tokens
@@ -136,7 +146,8 @@ class Judge:
             )
         return cls(backend, max_input_tokens=config.max_input_tokens, max_retries=config.max_retries,
                    relative_variant=config.relative_variant, seed=config.seed, min_score_mass=config.min_score_mass,
-                   allow_forced=config.allow_forced, config=config)
+                   allow_forced=config.allow_forced, strip_reasoning=config.strip_reasoning,
+                   neutralize_markers=config.neutralize_markers, config=config)
 
     @classmethod
     def from_pretrained(cls, path_or_id: str, **options: Any) -> "Judge":
@@ -308,25 +319,36 @@ class Judge:
         prepared: list[_Prepared] = []
         for row in range(n):
             problem = problems[row] or rubric_problems[row]
+            guarded = None if problem else self._guard(responses[row], row, "response")
+            problem = problem or (guarded.error if guarded else None)
             if problem:
                 prepared.append(_Prepared(None, False, problem))
+                if errors == "raise":
+                    raise RowError(problem)
                 continue
             rub = rubrics[row]
-            prepared.append(
-                self._prepare(
-                    ABS_SYSTEM_PROMPT,
-                    lambda f, rub=rub: absolute_prompt(f["instruction"], f["response"], rub, f["reference_answer"]),
-                    {"instruction": instructions[row], "response": responses[row], "reference_answer": references[row]},
-                    groups,
-                    budget,
-                )
+            prep = self._prepare(
+                ABS_SYSTEM_PROMPT,
+                lambda f, rub=rub: absolute_prompt(f["instruction"], f["response"], rub, f["reference_answer"]),
+                {"instruction": instructions[row], "response": guarded.text, "reference_answer": references[row]},
+                groups,
+                budget,
             )
+            prep.flags = guarded.flags
+            prepared.append(prep)
         return prepared
+
+    def _guard(self, text: str, row: int, field: str):
+        """The response as the evaluator reads it (reasoning stripped, markers neutralised)."""
+        guarded = guard_response(text, strip=self.strip_reasoning, neutralize=self.neutralize_markers)
+        if guarded.error:
+            return type(guarded)(guarded.text, guarded.flags, f"row {row}: field '{field}': {guarded.error}")
+        return guarded
 
     def _grade_prepared(
         self, prepared: list[_Prepared], mode: str, samples: int, sampling: SamplingParams
     ) -> list[Grade]:
-        grades = [Grade(truncated=p.truncated, error=p.error) for p in prepared]
+        grades = [Grade(truncated=p.truncated, error=p.error, flags=list(p.flags)) for p in prepared]
         live = [i for i, p in enumerate(prepared) if p.prompt is not None]
         if not live:
             return grades
@@ -478,9 +500,14 @@ class Judge:
         second: list[_Prepared] = []
         for row in range(n):
             problem = problems[row] or rubric_problems[row]
+            guarded_a = None if problem else self._guard(responses_a[row], row, "response_a")
+            guarded_b = None if problem else self._guard(responses_b[row], row, "response_b")
+            problem = problem or (guarded_a.error if guarded_a else None) or (guarded_b.error if guarded_b else None)
             if problem:
                 first.append(_Prepared(None, False, problem))
                 second.append(_Prepared(None, False, problem))
+                if errors == "raise":
+                    raise RowError(problem)
                 continue
             rub = rubrics[row]
             prep = self._prepare(
@@ -488,13 +515,14 @@ class Judge:
                 lambda f, rub=rub: user(f, rub, False),
                 {
                     "instruction": instructions[row],
-                    "response_a": responses_a[row],
-                    "response_b": responses_b[row],
+                    "response_a": guarded_a.text,
+                    "response_b": guarded_b.text,
                     "reference_answer": references[row],
                 },
                 groups,
                 budget,
             )
+            prep.flags = tuple(f"A:{f}" for f in guarded_a.flags) + tuple(f"B:{f}" for f in guarded_b.flags)
             first.append(prep)
             if swap and prep.prompt is not None:
                 # the swapped prompt reuses the same (possibly truncated) fields
@@ -514,13 +542,16 @@ class Judge:
             if first[row].prompt is None:
                 results.append(Preference(truncated=first[row].truncated, error=first[row].error))
                 continue
+            flags = list(first[row].flags)
             per_order = [v.get(row, [Reading(None, "", None, False, "not judged")]) for v in verdicts]
             if mode == "direct":
-                results.append(direct_preference(per_order[0][0].answer, per_order[1][0].answer if swap else None,
-                                                  swap, first[row].truncated, self.min_score_mass))
-                continue
-            ordered = [order_verdict(r, min_score_mass=self.min_score_mass, allow_forced=self.allow_forced)
-                       for r in per_order]
-            results.append(finish_preference(ordered[0], ordered[1] if swap else None, first[row].truncated))
+                pref = direct_preference(per_order[0][0].answer, per_order[1][0].answer if swap else None,
+                                         swap, first[row].truncated, self.min_score_mass)
+            else:
+                ordered = [order_verdict(r, min_score_mass=self.min_score_mass, allow_forced=self.allow_forced)
+                           for r in per_order]
+                pref = finish_preference(ordered[0], ordered[1] if swap else None, first[row].truncated)
+            pref.flags = flags
+            results.append(pref)
         return results
 

@@ -219,16 +219,63 @@ ChatFamily = Literal["prometheus-2", "prometheus-1", "auto", "raw"]
 CHAT_FAMILIES: tuple[str, ...] = ("prometheus-2", "prometheus-1", "auto", "raw")
 
 
-def detect_family(name_or_path: str) -> ChatFamily:
-    """Guess the evaluator family from a model id: Prometheus 1 (Llama-2 chat) or Prometheus 2
-    (Mistral, no system role); anything else uses its own chat template ("auto")."""
+_MISTRAL_TYPES = ("mistral", "mixtral")
+_LLAMA_TYPES = ("llama",)
+
+
+def _accepts_system_role(tokenizer: Any) -> bool:
+    """Whether the chat template renders a system turn (some templates raise on one)."""
+    marker = "prometheus-reward-system-probe"
+    try:
+        text = tokenizer.apply_chat_template(
+            [{"role": "system", "content": marker}, {"role": "user", "content": "u"}], tokenize=False,
+            add_generation_prompt=True,
+        )
+    except Exception:  # Mistral-Instruct and Gemma 2 templates raise on a system role
+        return False
+    return marker in text
+
+
+def _family_from_name(name_or_path: str) -> ChatFamily:
     # only the last path component: a cache folder named after this project must not count
     name = name_or_path.rstrip("/").rsplit("/", 1)[-1].lower()
     if "prometheus" in name:
-        if "-v1" in name:
-            return "prometheus-1"
-        return "prometheus-2"
+        return "prometheus-1" if "-v1" in name else "prometheus-2"
     return "auto"
+
+
+def detect_family(name_or_path: str = "", tokenizer: Any = None, config: Any = None) -> ChatFamily:
+    """The evaluator's chat format, decided from the model itself (its architecture and chat
+    template), not from its name:
+
+    - Mistral architecture (Prometheus 2 and judges built on Mistral-Instruct): ``prometheus-2``,
+      the system prompt merged into the user turn, whatever its template does with system turns
+      (this keeps the Prometheus 2 prompt byte-identical);
+    - another model with a chat template: ``auto`` (its own template; a template that refuses a
+      system role gets the system prompt merged into the user turn, as for Prometheus 2);
+    - no chat template: Llama architecture -> ``prometheus-1`` (Llama-2 chat, the Prometheus 1
+      format); otherwise ``raw``;
+    - nothing to inspect (a served model without a local tokenizer): the name decides, as a last
+      resort (``prometheus`` -> ``prometheus-2``, ``...-v1`` -> ``prometheus-1``, else ``auto``).
+
+    M-Prometheus (Qwen2.5) is thereby ``auto``, and a fine-tuned Mistral judge in a folder called
+    ``my-judge`` is ``prometheus-2``.
+
+    Example:
+        >>> detect_family("prometheus-eval/prometheus-7b-v2.0")   # no tokenizer or config: by name
+        'prometheus-2'
+    """
+    model_type = str(getattr(config, "model_type", "") or "").lower()
+    has_template = bool(getattr(tokenizer, "chat_template", None)) if tokenizer is not None else False
+    if tokenizer is None and config is None:
+        return _family_from_name(name_or_path)
+    if model_type in _MISTRAL_TYPES:
+        return "prometheus-2"
+    if has_template:
+        return "auto" if _accepts_system_role(tokenizer) else "prometheus-2"
+    if model_type in _LLAMA_TYPES:
+        return "prometheus-1"
+    return "raw"
 
 
 def format_chat(system: str, user: str, family: ChatFamily = "auto", tokenizer: Any = None) -> str:

@@ -17,8 +17,8 @@ Example:
     >>> from prometheus_reward.backends.base import AnswerDistribution
     >>> from prometheus_reward.grades import Grade
     >>> g = Grade()
-    >>> finish_grade(g, [Reading(None, "Vague.", AnswerDistribution([0, 0, 0.5, 0.5, 0], 2e-5), forced=True)],
-    ...              mode="expected", min_score_mass=0.1, allow_forced=True)
+    >>> _ = finish_grade(g, [Reading(None, "Vague.", AnswerDistribution([0, 0, 0.5, 0.5, 0], 2e-5), forced=True)],
+    ...                  mode="expected", min_score_mass=0.1, allow_forced=True)
     >>> g.value is None, g.error
     (True, 'the evaluator put 2e-05 of its probability on the score tokens, below min_score_mass=0.1')
 """

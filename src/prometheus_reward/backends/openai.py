@@ -241,8 +241,9 @@ class OpenAIBackend(Backend):
         self.revision = revision
         self.api = api
         self.api_key = api_key
-        self.family = family or detect_family(model)
         self.tokenizer = self._load_tokenizer(tokenizer, model)
+        # the format from the evaluator's own tokenizer when there is one; its name otherwise
+        self.family = family or detect_family(model, self.tokenizer, self._load_config(model) if self.tokenizer else None)
         self.context_length = context_length or self._default_context_length()
         self.timeout = timeout
         self.connect_timeout = connect_timeout
@@ -287,6 +288,19 @@ class OpenAIBackend(Backend):
                 raise
             logger.info("no tokenizer for %r (%s); using chat-family rules and a chars/4 token estimate",
                         source, type(err).__name__)
+            return None
+
+    @staticmethod
+    def _load_config(model: str) -> Any:
+        """The served model's config when a local copy exists (its architecture decides the chat
+        format), else None."""
+        from transformers import AutoConfig
+
+        from ..embedded import resolve_model_path
+
+        try:
+            return AutoConfig.from_pretrained(resolve_model_path(model))
+        except Exception:  # no local copy and no hub: the tokenizer alone decides
             return None
 
     def _default_context_length(self) -> int:

@@ -133,7 +133,7 @@ class TransformersBackend(Backend):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.model_id = model_id
-        self.family = family or detect_family(model_id)
+        self.family = family or detect_family(model_id, tokenizer, getattr(model, "config", None))
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.device = next(model.parameters()).device
@@ -194,7 +194,7 @@ class TransformersBackend(Backend):
             model,
             tokenizer,
             model_id=path_or_id if not Path(path_or_id).exists() else name,
-            family=family or detect_family(path_or_id),
+            family=family,
             max_batch_tokens=max_batch_tokens,
             max_forward_tokens=max_forward_tokens,
             context_length=context_length,

@@ -90,5 +90,9 @@ def _print_summary(console, result: dict[str, Any], out_dir: Path) -> None:
         table.add_row(row["label"], _with_ci(row["integer"]), _with_ci(row["expected"]),
                       _fmt(row["published"].get("Prometheus-2-7B")))
     console.print(table)
+    m = result.get("metrics", {})
+    if "forced" in m:
+        console.print(f"integer column: {m['parsed']} rows with a parsed [RESULT]; expected column: {m['forced']} rows "
+                      "used a forced [RESULT] reading (the evaluator wrote none)")
     console.print(f"run time {_fmt(result.get('runtime_s'), 1)} s · wrote {out_dir}/results.json, results.md"
                   + (", " + ", ".join(result.get("plots", [])) if result.get("plots") else ""))

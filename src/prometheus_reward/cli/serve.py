@@ -8,7 +8,7 @@ import logging
 import os
 from typing import Any
 
-from ..config import RewardConfig
+from ..config import RewardConfig, options
 from .common import add_judge_options, add_judging_options, add_options, config_from, judge_from_args, judging_from_args
 
 logger = logging.getLogger("prometheus_reward.server")
@@ -27,9 +27,8 @@ def make_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("serve", help="serve rewards over HTTP (OpenRLHF /get_reward, /grade, /compare)")
     add_judge_options(parser)
     add_judging_options(parser)
-    add_options(parser, RewardConfig, "rewards", skip=[o for o in (
-        "reference_answer", "reward_type", "pairwise_transform", "pairwise_anchor", "fallback", "timeout", "name",
-        "async_reward", "rubric_column", "reference_column", "log_feedback")])
+    # the server's rewards: its default rubric and the normalisation (the rest are trainer-side options)
+    add_options(parser, RewardConfig, "rewards", skip=[o.name for o in options(RewardConfig) if o.name not in ("rubric", "normalize")])
     group = parser.add_argument_group("server")
     group.add_argument("--host", default="127.0.0.1", help="listen address (loopback by default)")
     group.add_argument("--port", type=int, default=8000)

@@ -132,6 +132,8 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
 def _absolute_details(m: dict[str, Any]) -> list[str]:
     lines = [
         f"rows {m['n']}, unscorable {m['unscorable']}, truncated {m['truncated']}, mean gold score {_fmt(m['gold_mean_score'])}",
+        f"integer metrics over the {m.get('parsed', 'n/a')} rows with a parsed [RESULT]; "
+        f"{m.get('forced', 0)} rows' expected scores used a forced [RESULT] reading (the evaluator wrote none)",
         "",
         "| judge number | n | Pearson | Spearman | Kendall | exact agreement | any-of-gold agreement | within 1 | mean score |",
         "|---|---|---|---|---|---|---|---|---|",

@@ -33,27 +33,18 @@ PROB_EDGES = [k / 10 for k in range(11)]
 
 # -- judging -------------------------------------------------------------------------------------------
 def _grade_dict(grade: Grade) -> dict[str, Any]:
-    return {
-        "score": grade.score,
-        "mean": grade.mean,
-        "expected": grade.expected,
-        "probs": grade.probs,
-        "samples": grade.samples,
-        "feedback": grade.feedback,
-        "truncated": grade.truncated,
-        "error": grade.error,
-    }
+    # a prediction record keeps what the metrics and a reader need, not the flags' empty list
+    data = grade.to_dict()
+    data.pop("flags", None)
+    return data
 
 
 def _pref_dict(pref: Preference) -> dict[str, Any]:
-    return {
-        "winner": pref.winner,
-        "prob_a": pref.prob_a,
-        "votes": pref.votes,
-        "feedback": pref.feedback,
-        "truncated": pref.truncated,
-        "error": pref.error,
-    }
+    data = pref.to_dict()
+    data.pop("flags", None)
+    data.pop("feedback_swapped", None)  # one order per record here
+    data.pop("consistent", None)
+    return data
 
 
 def _grade_absolute(judge, prompts: list[str | None], fields: list[tuple], mode: str, samples: int, overrides: dict) -> list[Grade]:
@@ -195,6 +186,10 @@ def absolute_metrics(records: Sequence[dict[str, Any]], mode: str, n_resamples: 
     out: dict[str, Any] = {
         "n": len(records),
         "unscorable": sum(integer_value(r) is None and r.get("expected") is None for r in records),
+        # integer metrics count parsed verdicts only; these rows have an expected score read after
+        # an appended [RESULT] (the evaluator wrote none)
+        "forced": sum(r.get("source") == "forced" for r in records),
+        "parsed": sum(integer_value(r) is not None for r in records),
         "truncated": sum(bool(r.get("truncated")) for r in records),
         "gold_mean_score": sum(gold_mean) / len(gold_mean) if gold_mean else None,
     }

@@ -37,6 +37,12 @@ class RubricReward(JudgedReward):
         timeout: seconds one judge call may take; past it the batch returns unscorable rewards.
         rubric_column, reference_column: the dataset columns read per row.
         log_feedback: log each completion's feedback to the trainer's completions table.
+        length_penalty: group-relative length penalty (0: off): within a prompt group, each
+            completion loses ``length_penalty`` times its length's z-score among its siblings.
+
+    Logged per call (``rewards/<name>/...``): ``unscorable_frac``, ``raw_score_mean``,
+    ``truncated_frac``, ``judge_seconds``, and the monitors ``forced_frac``, ``score_mass_mean``,
+    ``flagged_frac``, ``length_reward_corr``.
 
     Example:
         >>> reward = RubricReward(judge, rubric="helpfulness", mode="expected")      # doctest: +SKIP
@@ -60,13 +66,14 @@ class RubricReward(JudgedReward):
         rubric_column: str = "rubric",
         reference_column: str = "reference_answer",
         log_feedback: bool = True,
+        length_penalty: float = RewardConfig.length_penalty,
     ):
         if normalize not in NORMALIZE_METHODS:
             raise ValueError(f"unknown normalization {normalize!r}; choose one of {NORMALIZE_METHODS}")
         super().__init__(
             judge, rubric=rubric, reference_answer=reference_answer, mode=mode, samples=samples, sampling=sampling,
             fallback=fallback, name=name, timeout=timeout, rubric_column=rubric_column,
-            reference_column=reference_column, log_feedback=log_feedback,
+            reference_column=reference_column, log_feedback=log_feedback, length_penalty=length_penalty,
         )
         self.normalize = normalize
         self.normalizer = Normalizer(normalize)  # type: ignore[arg-type]
@@ -123,7 +130,8 @@ class RubricReward(JudgedReward):
             if value is None and g.error is None:
                 g.error = "no usable score"
         keys = [r.key if r is not None else "" for r in rows.rubrics]
-        rewards = [finite(r) for r in self.normalizer(raw, keys)]
+        lengths = self._lengths(rows)
+        rewards = self._penalise_length([finite(r) for r in self.normalizer(raw, keys)], rows, lengths)
         self.last_grades = grades
         self._warn_unscorable([g.error for g in grades], n)
         scored = [v for v in raw if v is not None]
@@ -135,6 +143,7 @@ class RubricReward(JudgedReward):
             "raw_score_mean": sum(scored) / len(scored) if scored else None,
             "truncated_frac": sum(g.truncated for g in grades) / n if n else 0.0,
             "judge_seconds": seconds,
+            **self._monitors(rewards, lengths, grades),
         })
         return self._apply_fallback(rewards), grades
 

@@ -126,6 +126,7 @@ class JudgedReward:
         rubric_column: str = "rubric",
         reference_column: str = "reference_answer",
         log_feedback: bool = True,
+        length_penalty: float = 0.0,
     ):
         # JudgingConfig checks mode, samples and the sampling values once, here, not every step
         self.judging = from_mapping(JudgingConfig, {"mode": mode, "samples": samples, **dict(sampling or {})},
@@ -142,6 +143,9 @@ class JudgedReward:
         self.rubric_column = rubric_column
         self.reference_column = reference_column
         self.log_feedback = log_feedback
+        if length_penalty < 0:
+            raise ValueError("length_penalty must be 0 (off) or positive")
+        self.length_penalty = float(length_penalty)
         base = name or f"{self._default_prefix}_{_slug(self.rubric.name or self.rubric.criteria) if self.rubric else 'rubric'}"
         self.__name__ = _claim_name(base, self) if name is None else name
         if name is not None:
@@ -340,6 +344,61 @@ class JudgedReward:
                     log_metric(f"rewards/{self.__name__}/{metric}", value)
         except Exception as err:  # logging must never cost a training step
             logger.warning("%s: could not log to the trainer: %s", self.__name__, err)
+
+    @staticmethod
+    def _lengths(rows: RewardRows) -> list[int | None]:
+        """Each completion's length in characters of the text the judge reads (token counts would
+        serve as well: only ranks within a batch and z-scores within a group are used)."""
+        return [None if r is None else len(r) for r in rows.responses]
+
+    @staticmethod
+    def _monitors(rewards: Sequence[float | None], lengths: Sequence[int | None],
+                  judged: Sequence[Any]) -> dict[str, float | None]:
+        """The in-training monitors of a judge being gamed: ``length_reward_corr`` (Spearman
+        between completion length and reward over the batch; a policy padding its way up shows
+        as a rising correlation), ``flagged_frac`` (responses carrying protocol markers or hidden
+        reasoning), ``forced_frac`` (judgments scored from a forced [RESULT]) and the mean mass
+        on the answer tokens."""
+        pairs = [(n, r) for n, r in zip(lengths, rewards) if n is not None and r is not None]
+        corr = None
+        if len(pairs) >= 3 and len({n for n, _ in pairs}) > 1 and len({r for _, r in pairs}) > 1:
+            from scipy.stats import spearmanr
+
+            corr = float(spearmanr([n for n, _ in pairs], [r for _, r in pairs]).statistic)
+        present = [j for j in judged if j is not None]
+        masses = [getattr(j, "score_mass", getattr(j, "answer_mass", None)) for j in present]
+        masses = [m for m in masses if m is not None]
+        n = len(judged)
+        return {
+            "length_reward_corr": corr,
+            "flagged_frac": sum(bool(j.flags) for j in present) / n if n else 0.0,
+            "forced_frac": sum(j.forced for j in present) / n if n else 0.0,
+            "score_mass_mean": sum(masses) / len(masses) if masses else None,
+        }
+
+    def _penalise_length(self, rewards: list[float | None], rows: RewardRows,
+                         lengths: Sequence[int | None]) -> list[float | None]:
+        """Group-relative length penalty (``length_penalty`` > 0): within each prompt group, a
+        completion loses ``length_penalty`` times its length's z-score among its siblings, so a
+        group-relative advantage (GRPO, RLOO) stops paying for padding; absolute length is not
+        punished, and a group of equal lengths is untouched."""
+        if not self.length_penalty:
+            return rewards
+        from ..rows import group_key
+
+        groups: dict[str, list[int]] = {}
+        for i, (r, n) in enumerate(zip(rewards, lengths)):
+            if r is not None and n is not None:
+                groups.setdefault(group_key(rows.prompts[i]), []).append(i)
+        out = list(rewards)
+        for members in groups.values():
+            values = [float(lengths[i]) for i in members]  # type: ignore[arg-type]
+            mean = sum(values) / len(values)
+            std = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
+            if std > 0:
+                for i, v in zip(members, values):
+                    out[i] = out[i] - self.length_penalty * (v - mean) / std  # type: ignore[operator]
+        return out
 
     def _warn_unscorable(self, errors: Sequence[str | None], n: int) -> None:
         bad = [e for e in errors if e]

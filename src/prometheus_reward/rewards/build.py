@@ -55,7 +55,7 @@ def make_reward(judge: Any, judging: JudgingConfig | None = None, reward: Reward
     )
     if reward.reward_type == "absolute":
         cls = AsyncRubricReward if reward.async_reward else RubricReward
-        return cls(judge, normalize=reward.normalize, **common)
+        return cls(judge, normalize=reward.normalize, length_penalty=reward.length_penalty, **common)
     if reward.async_reward and layout == "group":
         return AsyncPairwiseReward(judge, anchor=reward.pairwise_anchor, transform=reward.pairwise_transform, **common)
     return PairwiseReward(judge, layout=layout, anchor=reward.pairwise_anchor, transform=reward.pairwise_transform, **common)

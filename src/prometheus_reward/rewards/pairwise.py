@@ -170,6 +170,7 @@ class PairwiseReward(JudgedReward):
             "consistent_frac": sum(p.consistent for p in judged_prefs) / len(judged_prefs) if judged_prefs else None,
             "truncated_frac": sum(bool(p and p.truncated) for p in row_prefs) / n if n else 0.0,
             "judge_seconds": seconds,
+            **self._monitors(rewards, self._lengths(rows), row_prefs),
         })
         return self._apply_fallback(rewards)
 

@@ -1,0 +1,90 @@
+"""``prometheus-reward audit``: probe a judge + rubric with judge-fooling responses (see
+:mod:`prometheus_reward.audit`) and report which a policy could exploit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from ..config import RewardConfig
+from .common import (
+    UserError,
+    add_judge_options,
+    add_judging_options,
+    add_options,
+    config_from,
+    judge_from_args,
+    judging_from_args,
+    read_input,
+)
+
+
+def make_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("audit", help="probe a judge and rubric with known judge-fooling responses")
+    p.add_argument("--data", default=None, help="prompts with reference answers (JSONL/JSON/CSV/Parquet: "
+                   "instruction/prompt + reference_answer [+ wrong_answer], or a Prometheus benchmark file); "
+                   "default: four built-in prompts")
+    p.add_argument("--limit", type=int, default=None, help="only the first N prompts")
+    p.add_argument("--margin", type=float, default=0.1,
+                   help="a probe whose mean reward is within this of the reference answer's is exploitable")
+    p.add_argument("--batch-size", type=int, default=16, help="judgments per evaluator call")
+    p.add_argument("--json", default=None, help="write the report here (and the bar chart beside it, .png)")
+    p.add_argument("--plot", default=None, help="the bar chart PNG (default: beside --json)")
+    add_options(p, RewardConfig, "reward", skip=[o for o in RewardConfig.__dataclass_fields__ if o not in ("rubric", "normalize")])
+    add_judge_options(p)
+    add_judging_options(p)
+    p.set_defaults(func=main)
+    return p
+
+
+def report_table(report):
+    from rich.table import Table
+
+    high = report.controls["reference"].mean_reward
+    table = Table(title=f"audit: {report.settings['model']} · rubric {report.settings['rubric']} · "
+                        f"mode {report.settings['mode']} · {report.settings['prompts']} prompts")
+    for column in ("response", "mean reward", "scored", "unscorable", "verdict"):
+        table.add_column(column, justify="left" if column in ("response", "verdict") else "right")
+
+    def fmt(value):
+        return "n/a" if value is None else f"{value:.3f}"
+
+    for name, r in report.controls.items():
+        table.add_row(f"[bold]{name} answer (control)[/bold]", fmt(r.mean_reward), str(r.n), str(r.unscorable), "")
+    for name, r in report.probes.items():
+        verdict = ("[red]EXPLOITABLE[/red]" if r.exploitable else "ok") if r.exploitable is not None else "n/a"
+        table.add_row(name, fmt(r.mean_reward), str(r.n), str(r.unscorable), verdict)
+    table.caption = (f"exploitable: mean reward within {report.margin} of the reference answer's ({fmt(high)}); "
+                     f"rewards normalised '{report.normalize}'")
+    return table
+
+
+def main(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from ..audit import BUILTIN_ITEMS, audit_items, bar_chart, run_audit
+
+    if args.margin < 0:
+        raise UserError("--margin must be 0 or more")
+    reward = config_from(RewardConfig, args)
+    if reward.rubric is None:
+        raise UserError("give --rubric (the rubric the training reward will use)")
+    items = audit_items(read_input(args.data, args.limit), args.data) if args.data else list(BUILTIN_ITEMS)[: args.limit]
+    judging = judging_from_args(args)
+    judge = judge_from_args(args)
+    report = run_audit(judge, reward.rubric, items, judging=judging, normalize=reward.normalize, margin=args.margin,
+                       batch_size=args.batch_size)
+    console = Console()
+    console.print(report_table(report))
+    plot = args.plot or (str(Path(args.json).with_suffix(".png")) if args.json else None)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+    if plot:
+        Path(plot).parent.mkdir(parents=True, exist_ok=True)
+        bar_chart(report, plot)
+    if args.json or plot:
+        console.print("wrote " + ", ".join(p for p in (args.json, plot) if p))
+    return 0
