@@ -26,6 +26,8 @@ _LAZY = {
     "AsyncRubricReward": "prometheus_reward.rewards",
     "AsyncPairwiseReward": "prometheus_reward.rewards",
     "reward_from_config": "prometheus_reward.rewards",
+    "ChecklistReward": "prometheus_reward.rewards",
+    "Checklist": "prometheus_reward.checklist",
 }
 
 __all__ = ["DEFAULT_EVALUATOR", "CachedJudge", "Grade", "Judge", "JudgeConfig", "JudgingConfig", "Preference", "Rubric",

@@ -37,7 +37,6 @@ from typing import Any, Callable, Mapping, Sequence
 from .config import JudgingConfig
 from .grades import Grade, Preference
 from .rows import RowError, column
-from .rubric import Rubric
 
 CACHE_ENV = "PROMETHEUS_REWARD_CACHE"
 CACHE_SCHEMA_VERSION = 2  # 2: grades carry source and score mass
@@ -173,10 +172,16 @@ def sampling_identity(judge: Any, overrides: Mapping[str, Any]) -> dict[str, Any
 def _rubric_text(rubric: Any) -> Any:
     # The rendered text, so that every way of naming one rubric shares a key; an unusable rubric
     # keeps its raw form (the judge reports it and nothing is stored).
+    from .checklist import Checklist, coerce_criteria
+
     try:
-        return Rubric.coerce(rubric).render()
-    except (TypeError, ValueError):
+        criteria = coerce_criteria(rubric)
+    except (TypeError, ValueError, OSError):
         return rubric
+    if isinstance(criteria, Checklist):
+        return {"checklist": [[i.criterion, i.weight, i.descriptions] for i in criteria.items],
+                "aggregation": criteria.aggregation, "min_items_frac": criteria.min_items_frac}
+    return criteria.render()
 
 
 def judgment_key(
@@ -274,20 +279,22 @@ class CachedJudge:
 
     def grade(self, instructions: Sequence[Any], responses: Sequence[Any], rubric: Any,
               reference_answers: Any = None, mode: str = JudgingConfig.mode, samples: int = 1,
-              errors: str = "raise", **sampling: Any) -> list[Grade]:
+              errors: str = "raise", checklist_aggregation: str | None = None, **sampling: Any) -> list[Grade]:
         """:meth:`Judge.grade <prometheus_reward.judge.Judge.grade>` through the cache."""
         n = len(instructions)
         if len(responses) != n:
             raise RowError(f"{n} instructions but {len(responses)} responses")
         rubrics = column(rubric, n, "rubric")
         references = column(reference_answers, n, "reference_answers")
-        keys = _row_keys(self.judge, "absolute", mode, samples, sampling, rubrics,
+        kind = "absolute" if checklist_aggregation is None else f"absolute+checklist-{checklist_aggregation}"
+        keys = _row_keys(self.judge, kind, mode, samples, sampling, rubrics,
                          {"instruction": instructions, "response": responses, "reference_answer": references})
+        extra = {} if checklist_aggregation is None else {"checklist_aggregation": checklist_aggregation}
 
         def run(rows: list[int]) -> list[Grade]:
             return self.judge.grade(
                 [instructions[i] for i in rows], [responses[i] for i in rows], [rubrics[i] for i in rows],
-                [references[i] for i in rows], mode=mode, samples=samples, errors=errors, **sampling,
+                [references[i] for i in rows], mode=mode, samples=samples, errors=errors, **extra, **sampling,
             )
 
         return _through_cache(self.cache, "absolute", keys, run, Grade)

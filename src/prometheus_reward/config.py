@@ -40,7 +40,7 @@ CHAT_FAMILIES: tuple[str, ...] = ("prometheus-2", "prometheus-1", "auto", "raw")
 RELATIVE_VARIANTS: tuple[str, ...] = ("prometheus-2", "prometheus-eval-0.1.20")
 NORMALIZE_METHODS: tuple[str, ...] = ("linear", "symmetric", "centered", "zscore", "identity")
 PAIRWISE_TRANSFORMS: tuple[str, ...] = ("prob", "symmetric", "logit")
-PAIRWISE_ANCHORS: tuple[str, ...] = ("auto", "reference", "group")
+PAIRWISE_ANCHORS: tuple[str, ...] = ("auto", "reference", "group", "tournament")
 STRATEGIES: tuple[str, ...] = ("absolute", "pairwise")
 TOURNAMENTS: tuple[str, ...] = ("round-robin", "knockout")
 RANKINGS: tuple[str, ...] = ("win-rate", "bradley-terry")
@@ -138,9 +138,19 @@ class JudgingConfig:
     temperature: float | None = option(None, "evaluator sampling temperature (default 1.0; 0 = greedy)")
     top_p: float | None = option(None, "evaluator nucleus sampling (default 0.9)")
     repetition_penalty: float | None = option(None, "evaluator repetition penalty (default 1.03)")
+    checklist_aggregation: str | None = option(None, "checklist rubrics: explicit (one judgment per item, RaR's "
+                                               "weighted sum) or implicit (one judgment of the whole list); default: "
+                                               "each checklist's own (explicit unless it says otherwise)",
+                                               choices=("explicit", "implicit"))
 
     def __post_init__(self) -> None:
         check(self)
+
+    def grade_options(self) -> dict[str, Any]:
+        """The keyword arguments of ``judge.grade``: mode, samples, sampling overrides and, when
+        set, the checklist aggregation."""
+        extra = {"checklist_aggregation": self.checklist_aggregation} if self.checklist_aggregation else {}
+        return {"mode": self.mode, "samples": self.samples, **extra, **self.sampling_overrides()}
 
     def sampling_overrides(self) -> dict[str, Any]:
         """The sampling fields that differ from the evaluator's defaults."""
@@ -162,7 +172,12 @@ class RewardConfig:
     normalize: str = option("linear", "how 1-5 scores become rewards: linear [0, 1], symmetric [-1, 1], centered, "
                             "zscore (running, per rubric) or identity", choices=NORMALIZE_METHODS)
     pairwise_transform: str = option("prob", "pairwise rewards: prob, symmetric (2p-1) or logit", choices=PAIRWISE_TRANSFORMS)
-    pairwise_anchor: str = option("auto", "pairwise rewards in GRPO/RLOO: auto, reference or group", choices=PAIRWISE_ANCHORS)
+    pairwise_anchor: str = option("auto", "pairwise rewards in GRPO/RLOO: compare each completion with the reference "
+                                  "(reference), a designated completion (group), the reference if any else the "
+                                  "group's (auto), or rank the group by a Bradley-Terry tournament (tournament)",
+                                  choices=PAIRWISE_ANCHORS)
+    pairs_per_completion: int | None = option(None, "tournament: comparisons per completion (a balanced circular "
+                                              "design); None: every pair of the group")
     fallback: float | None = option(None, "reward of unscorable completions (None: masked by TRL; PPO adapters use "
                                     "the normaliser's neutral value)")
     timeout: float | None = option(None, "seconds one judge call may take before its batch is returned unscorable")
@@ -250,7 +265,7 @@ def check(config: Any) -> None:
             continue
         if opt.choices and value not in opt.choices:
             raise ConfigError(f"unknown {opt.name} {value!r}; choose one of {', '.join(opt.choices)}")
-    positive = ("samples", "max_new_tokens", "max_batch_tokens", "max_forward_tokens", "max_input_tokens",
+    positive = ("samples", "pairs_per_completion", "max_new_tokens", "max_batch_tokens", "max_forward_tokens", "max_input_tokens",
                 "max_concurrency", "max_attempts", "timeout", "request_timeout")
     for name in positive:
         value = getattr(config, name, None)

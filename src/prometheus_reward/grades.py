@@ -38,6 +38,8 @@ class Grade:
         score_mass: the probability the evaluator put on the five score tokens before
             renormalising (mean over samples); None when not measured.
         flags: judge-gaming patterns found in the graded response (see :mod:`prometheus_reward.rows`).
+        items: for a checklist graded item by item, each item's result (``id``, ``criterion``,
+            ``weight``, ``value``, ``score``, ``source``, ``score_mass``, ``error``); None otherwise.
     """
 
     score: int | None = None
@@ -51,6 +53,7 @@ class Grade:
     source: str | None = None
     score_mass: float | None = None
     flags: list[str] = field(default_factory=list)
+    items: list[dict[str, Any]] | None = None
 
     @property
     def forced(self) -> bool:

@@ -22,7 +22,8 @@ from .backends.base import Backend, Generation, SamplingParams
 from .config import MODES, JudgeConfig, JudgingConfig, from_mapping
 from .grades import Grade, Preference
 from .parsing import parse_absolute_output, parse_relative_output
-from .verdicts import Reading, direct_preference, finish_grade, finish_preference, order_verdict
+from .checklist import Checklist
+from .verdicts import Reading, Unit, direct_preference, finish_grade, finish_preference, fold_units, order_verdict
 from .rows import RowError, RubricColumn, column, guard_response, require_text
 from .rubric import Rubric
 from .templates import (
@@ -260,6 +261,7 @@ class Judge:
         mode: Mode = DEFAULT_MODE,
         samples: int = 1,
         errors: Literal["raise", "return"] = "raise",
+        checklist_aggregation: str | None = None,
         **sampling: Any,
     ) -> list[Grade]:
         """Grade each response 1-5 against the rubric.
@@ -267,7 +269,11 @@ class Judge:
         Args:
             instructions: the prompts the responses answer.
             responses: the responses to grade (an empty string is graded like any other).
-            rubric: one rubric for all rows, or one per row (Rubric, dict, preset name, text).
+            rubric: one rubric for all rows, or one per row (Rubric, dict, preset name, text), or a
+                :class:`~prometheus_reward.checklist.Checklist`: one judgment per item (explicit
+                aggregation, all items of all rows in one batch; the grade's ``expected`` is
+                ``1 + 4 * agg`` with RaR's weighted sum ``agg``, its ``items`` each item's result) or
+                one judgment against the whole list (implicit).
             reference_answers: None, one reference for all rows, or one per row (None allowed).
             mode: ``generate`` (feedback + ``[RESULT] N``, the Prometheus protocol),
                 ``expected`` (the same, plus the score-token distribution at the result),
@@ -276,6 +282,8 @@ class Judge:
             samples: judgments per row, averaged (the papers use 3).
             errors: ``raise`` a ValueError naming the row and field on bad input, or
                 ``return`` an unscorable Grade with ``error`` set for that row.
+            checklist_aggregation: ``explicit`` or ``implicit`` for every checklist (default: each
+                checklist's own).
             **sampling: overrides of the judge's sampling: ``max_new_tokens``, ``temperature``, ``top_p``,
                 ``repetition_penalty``, ``seed``.
         """
@@ -284,8 +292,9 @@ class Judge:
         if samples < 1:
             raise ValueError("samples must be at least 1")
         params = self.sampling.replace(**sampling)
-        prepared = self._prepare_absolute(instructions, responses, rubric, reference_answers, mode, params, errors)
-        return self._grade_prepared(prepared, mode, samples, params)
+        prepared, units = self._prepare_absolute(instructions, responses, rubric, reference_answers, mode, params,
+                                                 errors, checklist_aggregation)
+        return fold_units(self._grade_prepared(prepared, mode, samples, params), units)
 
     def absolute_prompts(
         self,
@@ -297,12 +306,16 @@ class Judge:
         **sampling: Any,
     ) -> list[tuple[str | None, bool]]:
         """The chat-formatted prompts :meth:`grade` would send, with their ``truncated`` flags
-        (prompt None where the row is unscorable). Handy to check what the evaluator sees."""
+        (prompt None where the row is unscorable): one per judgment, so an explicit checklist row
+        has one per item. Handy to check what the evaluator sees."""
         params = self.sampling.replace(**sampling)
-        prepared = self._prepare_absolute(instructions, responses, rubric, reference_answers, mode, params, "raise")
+        prepared, _ = self._prepare_absolute(instructions, responses, rubric, reference_answers, mode, params, "raise")
         return [(p.prompt, p.truncated) for p in prepared]
 
-    def _prepare_absolute(self, instructions, responses, rubric, reference_answers, mode, sampling, errors) -> list[_Prepared]:
+    def _prepare_absolute(self, instructions, responses, rubric, reference_answers, mode, sampling, errors,
+                          checklist_aggregation: str | None = None) -> tuple[list[_Prepared], list[Unit]]:
+        """The prompts of every judgment (checklist rows expanded into one per item) and, per
+        judgment, which row and checklist item it belongs to."""
         instructions, responses = list(instructions), list(responses)
         n = len(instructions)
         if len(responses) != n:
@@ -317,26 +330,38 @@ class Judge:
         budget = self._budget(mode, sampling)
         groups = [(("response",), "head"), (("reference_answer",), "head"), (("instruction",), "tail")]
         prepared: list[_Prepared] = []
+        units: list[Unit] = []
         for row in range(n):
             problem = problems[row] or rubric_problems[row]
             guarded = None if problem else self._guard(responses[row], row, "response")
             problem = problem or (guarded.error if guarded else None)
             if problem:
                 prepared.append(_Prepared(None, False, problem))
+                units.append(Unit(row))
                 if errors == "raise":
                     raise RowError(problem)
                 continue
-            rub = rubrics[row]
-            prep = self._prepare(
-                ABS_SYSTEM_PROMPT,
-                lambda f, rub=rub: absolute_prompt(f["instruction"], f["response"], rub, f["reference_answer"]),
-                {"instruction": instructions[row], "response": guarded.text, "reference_answer": references[row]},
-                groups,
-                budget,
-            )
-            prep.flags = guarded.flags
-            prepared.append(prep)
-        return prepared
+            criteria = rubrics[row]
+            if isinstance(criteria, Checklist):
+                criteria = criteria.with_aggregation(checklist_aggregation)
+            if isinstance(criteria, Checklist) and criteria.aggregation == "explicit":
+                judged = [(Unit(row, criteria, k), item.rubric) for k, item in enumerate(criteria.items)]
+            elif isinstance(criteria, Checklist):
+                judged = [(Unit(row), criteria.implicit_rubric())]
+            else:
+                judged = [(Unit(row), criteria)]
+            for unit, rub in judged:
+                prep = self._prepare(
+                    ABS_SYSTEM_PROMPT,
+                    lambda f, rub=rub: absolute_prompt(f["instruction"], f["response"], rub, f["reference_answer"]),
+                    {"instruction": instructions[row], "response": guarded.text, "reference_answer": references[row]},
+                    groups,
+                    budget,
+                )
+                prep.flags = guarded.flags
+                prepared.append(prep)
+                units.append(unit)
+        return prepared, units
 
     def _guard(self, text: str, row: int, field: str):
         """The response as the evaluator reads it (reasoning stripped, markers neutralised)."""
@@ -510,6 +535,8 @@ class Judge:
                     raise RowError(problem)
                 continue
             rub = rubrics[row]
+            if isinstance(rub, Checklist):  # a pairwise judgment weighs the whole list at once
+                rub = rub.implicit_rubric()
             prep = self._prepare(
                 REL_SYSTEM_PROMPT,
                 lambda f, rub=rub: user(f, rub, False),

@@ -229,8 +229,9 @@ def reference_for(cell: Any, default: str | None, row: int, field: str = "refere
 
 
 class RubricColumn:
-    """Per-row rubric cells (a Rubric, preset name, dict, YAML path or text) -> :class:`Rubric`,
-    each distinct cell coerced once; an empty cell takes ``default``.
+    """Per-row rubric cells (a Rubric or Checklist, preset name, dict, list of checklist items,
+    YAML path or text) -> :class:`Rubric` / :class:`~prometheus_reward.checklist.Checklist`, each
+    distinct cell coerced once; an empty cell takes ``default``.
 
     Example:
         >>> rubrics = RubricColumn(default="helpfulness")
@@ -239,17 +240,20 @@ class RubricColumn:
     """
 
     def __init__(self, default: Any = None, field: str = "rubric", max_cached: int = 4096):
-        self.default = None if default is None else Rubric.coerce(default)
+        from .checklist import coerce_criteria
+
+        self._coerce = coerce_criteria
+        self.default = None if default is None else coerce_criteria(default)
         self.field = field
         self.max_cached = max_cached
-        self._cache: dict[str, Rubric] = {}
+        self._cache: dict[str, Any] = {}
 
-    def resolve(self, cell: Any, row: int) -> Rubric:
+    def resolve(self, cell: Any, row: int) -> Any:
         if cell is None or (isinstance(cell, str) and not cell.strip()):
             if self.default is None:
                 raise RowError(f"row {row}: field '{self.field}' is empty and there is no default rubric")
             return self.default
-        if isinstance(cell, Rubric):
+        if isinstance(cell, Rubric) or hasattr(cell, "items") and hasattr(cell, "aggregate"):
             return cell
         if isinstance(cell, Mapping):
             # datasets unifies dict columns across rows, filling absent keys with None
@@ -258,7 +262,7 @@ class RubricColumn:
         rubric = self._cache.get(key)
         if rubric is None:
             try:
-                rubric = Rubric.coerce(cell)
+                rubric = self._coerce(cell)
             except (ValueError, TypeError, OSError) as err:
                 raise RowError(f"row {row}: field '{self.field}' is invalid: {err}") from None
             if len(self._cache) < self.max_cached:

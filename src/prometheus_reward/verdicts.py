@@ -26,7 +26,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 from .backends.base import AnswerDistribution
 from .grades import Grade, Preference
@@ -181,3 +181,59 @@ def direct_preference(first: AnswerDistribution | None, second: AnswerDistributi
     if pref.error is None:
         pref.source = "direct"
     return pref
+
+
+# -- checklists: one judgment per item, folded back into the row's grade -----------------------------------------
+@dataclass
+class Unit:
+    """Which row a judgment belongs to, and for an explicit checklist, which of its items."""
+
+    row: int
+    checklist: Any = None
+    item: int | None = None
+
+
+def checklist_grade(checklist: Any, item_grades: Sequence[Grade]) -> Grade:
+    """A row's grade from its items' grades: ``expected = 1 + 4 * agg`` with RaR's weighted sum
+    (see :mod:`prometheus_reward.checklist`), ``items`` each item's result, provenance from the
+    items (``forced`` when any scored item was); unscorable below ``min_items_frac``."""
+    values = [g.value for g in item_grades]
+    agg = checklist.aggregate(values)
+    items = [{"id": item.id, "criterion": item.criterion, "weight": item.weight, "value": g.value, "score": g.score,
+              "source": g.source, "score_mass": g.score_mass, "error": g.error}
+             for item, g in zip(checklist.items, item_grades)]
+    masses = [g.score_mass for g in item_grades if g.score_mass is not None]
+    grade = Grade(
+        expected=None if agg is None else 1.0 + 4.0 * agg,
+        feedback="\n".join(f"[{item.id}] {g.feedback}" for item, g in zip(checklist.items, item_grades) if g.feedback),
+        truncated=any(g.truncated for g in item_grades),
+        score_mass=sum(masses) / len(masses) if masses else None,
+        flags=list(item_grades[0].flags) if item_grades else [],
+        items=items,
+    )
+    scored = [g for g in item_grades if g.value is not None]
+    if agg is None:
+        failed = [f"item {item.id}: {g.error}" for item, g in zip(checklist.items, item_grades) if g.value is None]
+        grade.error = (f"checklist: the scored items hold less than min_items_frac={checklist.min_items_frac:g} of "
+                       f"the weight" + (f" ({failed[0]})" if failed else ""))
+    elif any(g.forced for g in scored):
+        grade.source = "forced"
+    elif all(g.source == "direct" for g in scored):
+        grade.source = "direct"
+    else:
+        grade.source = "parsed"
+    return grade
+
+
+def fold_units(grades: Sequence[Grade], units: Sequence[Unit]) -> list[Grade]:
+    """One grade per row from one grade per judgment (explicit checklist rows fold their items)."""
+    plain: dict[int, Grade] = {}
+    items: dict[int, list[tuple[Unit, Grade]]] = {}
+    for grade, unit in zip(grades, units):
+        if unit.checklist is None:
+            plain[unit.row] = grade
+        else:
+            items.setdefault(unit.row, []).append((unit, grade))
+    for row, parts in items.items():
+        plain[row] = checklist_grade(parts[0][0].checklist, [g for _, g in parts])
+    return [plain[row] for row in sorted(plain)]

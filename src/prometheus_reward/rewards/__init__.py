@@ -2,6 +2,8 @@
 
 - :class:`RubricReward` / :class:`AsyncRubricReward` (:mod:`.absolute`): each completion graded 1-5
   against a rubric, normalised into a reward.
+- :class:`ChecklistReward` (:mod:`.checklist`): a weighted checklist of criteria (RaR), one
+  judgment per item or one for the whole list, with per-item logs.
 - :class:`PairwiseReward` (:mod:`.pairwise`): A-vs-B judgments in both orders; the Online DPO layout
   (:class:`OnlineDPOPairwiseReward`) and the GRPO/RLOO group layout (:class:`GroupPairwiseReward`,
   :class:`AsyncPairwiseReward`).
@@ -26,12 +28,14 @@ Example:
 
 from .absolute import AsyncRubricReward, RubricReward
 from .base import JudgeBusy, JudgedReward
+from .checklist import ChecklistReward
 from .build import RewardArguments, build_reward, judge_config_from, make_reward, reward_config_from_env, reward_from_config, with_ppo_fallback
 from .pairwise import AsyncPairwiseReward, GroupPairwiseReward, OnlineDPOPairwiseReward, PairwiseReward
 
 __all__ = [
     "AsyncPairwiseReward",
     "AsyncRubricReward",
+    "ChecklistReward",
     "GroupPairwiseReward",
     "JudgeBusy",
     "JudgedReward",

@@ -12,6 +12,25 @@ from ..scoring import NORMALIZE_METHODS, Normalizer
 from .base import JudgeCall, JudgedReward, RewardRows, Steps, finite
 
 
+def _item_logs(grades: Sequence[Grade]) -> tuple[dict[str, list[Any]], dict[str, float | None]]:
+    """Checklist rows: each item's 1-5 value per completion (``item/<id>``, None where the row has
+    no such item or it was unscorable) and each item's mean (``item/<id>/mean``), so a user sees
+    which criterion the policy is learning, or gaming."""
+    ids: list[str] = []
+    for g in grades:
+        for item in g.items or []:
+            if item["id"] not in ids:
+                ids.append(item["id"])
+    extras: dict[str, list[Any]] = {}
+    metrics: dict[str, float | None] = {}
+    for item_id in ids:
+        values = [next((i["value"] for i in g.items or [] if i["id"] == item_id), None) for g in grades]
+        extras[f"item/{item_id}"] = values
+        scored = [v for v in values if v is not None]
+        metrics[f"item/{item_id}/mean"] = sum(scored) / len(scored) if scored else None
+    return extras, metrics
+
+
 class RubricReward(JudgedReward):
     """Absolute grading as a TRL reward.
 
@@ -67,6 +86,7 @@ class RubricReward(JudgedReward):
         reference_column: str = "reference_answer",
         log_feedback: bool = True,
         length_penalty: float = RewardConfig.length_penalty,
+        checklist_aggregation: str | None = None,
     ):
         if normalize not in NORMALIZE_METHODS:
             raise ValueError(f"unknown normalization {normalize!r}; choose one of {NORMALIZE_METHODS}")
@@ -74,6 +94,7 @@ class RubricReward(JudgedReward):
             judge, rubric=rubric, reference_answer=reference_answer, mode=mode, samples=samples, sampling=sampling,
             fallback=fallback, name=name, timeout=timeout, rubric_column=rubric_column,
             reference_column=reference_column, log_feedback=log_feedback, length_penalty=length_penalty,
+            checklist_aggregation=checklist_aggregation,
         )
         self.normalize = normalize
         self.normalizer = Normalizer(normalize)  # type: ignore[arg-type]
@@ -107,7 +128,7 @@ class RubricReward(JudgedReward):
         if live:
             result = yield JudgeCall("grade", (
                 [rows.instructions[i] for i in live], [rows.responses[i] for i in live], [rows.rubrics[i] for i in live],
-            ), {"reference_answers": [rows.references[i] for i in live], **self._judge_kwargs()})
+            ), {"reference_answers": [rows.references[i] for i in live], **self._grade_kwargs()})
             if isinstance(result, BaseException):
                 failure = self._failure(result, len(live))
             else:
@@ -138,7 +159,10 @@ class RubricReward(JudgedReward):
         extras: dict[str, list[Any]] = {"raw_score": raw}
         if self.log_feedback:
             extras["feedback"] = [g.feedback if g.error is None else f"[unscorable] {g.error}" for g in grades]
+        item_extras, item_metrics = _item_logs(grades)
+        extras.update(item_extras)
         self._log(kwargs, extras, {
+            **item_metrics,
             "unscorable_frac": (n - len(scored)) / n if n else 0.0,
             "raw_score_mean": sum(scored) / len(scored) if scored else None,
             "truncated_frac": sum(g.truncated for g in grades) / n if n else 0.0,

@@ -123,14 +123,16 @@ class JudgedReward:
         fallback: float | None = None,
         name: str | None = None,
         timeout: float | None = None,
+        checklist_aggregation: str | None = None,
         rubric_column: str = "rubric",
         reference_column: str = "reference_answer",
         log_feedback: bool = True,
         length_penalty: float = 0.0,
     ):
         # JudgingConfig checks mode, samples and the sampling values once, here, not every step
-        self.judging = from_mapping(JudgingConfig, {"mode": mode, "samples": samples, **dict(sampling or {})},
-                                    "reward options")
+        self.judging = from_mapping(JudgingConfig, {"mode": mode, "samples": samples,
+                                                    "checklist_aggregation": checklist_aggregation,
+                                                    **dict(sampling or {})}, "reward options")
         if timeout is not None and timeout <= 0:
             raise ValueError("timeout must be positive (seconds) or None")
         self._judge: Any = None if isinstance(judge, (str, Mapping, JudgeConfig)) else judge
@@ -209,6 +211,10 @@ class JudgedReward:
         """The keyword arguments of every judge call: mode, samples, sampling overrides."""
         return {"mode": self.judging.mode, "samples": self.judging.samples, "errors": "return",
                 **self.judging.sampling_overrides()}
+
+    def _grade_kwargs(self) -> dict[str, Any]:
+        """:meth:`_judge_kwargs` plus the checklist aggregation (absolute grading only)."""
+        return {"errors": "return", **self.judging.grade_options()}
 
     # -- rows ---------------------------------------------------------------------------------------------------
     def _read_rows(self, prompts: Sequence[Any] | None, completions: Sequence[Any], kwargs: Mapping[str, Any]) -> RewardRows:

@@ -51,14 +51,18 @@ def make_reward(judge: Any, judging: JudgingConfig | None = None, reward: Reward
     common: dict[str, Any] = dict(
         rubric=reward.rubric, reference_answer=reward.reference_answer, mode=judging.mode, samples=judging.samples,
         sampling=judging.sampling_overrides(), fallback=reward.fallback, name=reward.name, timeout=reward.timeout,
+        checklist_aggregation=judging.checklist_aggregation,
         rubric_column=reward.rubric_column, reference_column=reward.reference_column, log_feedback=reward.log_feedback,
     )
     if reward.reward_type == "absolute":
         cls = AsyncRubricReward if reward.async_reward else RubricReward
         return cls(judge, normalize=reward.normalize, length_penalty=reward.length_penalty, **common)
+    pairwise = dict(anchor=reward.pairwise_anchor, transform=reward.pairwise_transform,
+                    pairs_per_completion=reward.pairs_per_completion)
+    common.pop("checklist_aggregation")  # a pairwise judgment weighs a checklist as a whole
     if reward.async_reward and layout == "group":
-        return AsyncPairwiseReward(judge, anchor=reward.pairwise_anchor, transform=reward.pairwise_transform, **common)
-    return PairwiseReward(judge, layout=layout, anchor=reward.pairwise_anchor, transform=reward.pairwise_transform, **common)
+        return AsyncPairwiseReward(judge, **pairwise, **common)
+    return PairwiseReward(judge, layout=layout, **pairwise, **common)
 
 
 def build_reward(args: Any, layout: Layout = "group") -> JudgedReward:

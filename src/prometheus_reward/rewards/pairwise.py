@@ -4,12 +4,14 @@ is a win probability. Two layouts, two classes:
 - :class:`OnlineDPOPairwiseReward` (``layout="online_dpo"``): TRL's OnlineDPOTrainer calls the
   reward with 2B rows, the first half sample A and the second half sample B of the same prompts;
   rewards are p(A beats B) for the first half and 1 - p for the second.
-- :class:`GroupPairwiseReward` (``layout="group"``, GRPO / RLOO): each completion is compared with
-  an anchor of its group and rewarded with its win probability. Groups are found by prompt
-  identity (not position: a group may be split across ranks). The anchor is the row's reference
-  answer (``anchor="reference"``), a designated completion of the group (``"group"``: the one with
-  the smallest content hash, so the choice does not depend on order; it gets 0.5, a tie with
-  itself), or the reference when the row has one, else the group completion (``"auto"``).
+- :class:`GroupPairwiseReward` (``layout="group"``, GRPO / RLOO): groups are found by prompt
+  identity (not position: a group may be split across ranks). Each completion is compared with
+  an anchor of its group and rewarded with its win probability: the row's reference answer
+  (``anchor="reference"``), a designated completion of the group (``"group"``: the one with the
+  smallest content hash, so the choice does not depend on order; it gets 0.5, a tie with itself),
+  or the reference when the row has one, else the group completion (``"auto"``). Or, with
+  ``anchor="tournament"``, the completions of a group are compared with each other and ranked by
+  a Bradley-Terry fit (see :class:`GroupPairwiseReward`).
 
 ``PairwiseReward(judge, rubric, layout=...)`` builds the class of the layout.
 """
@@ -17,8 +19,11 @@ is a win probability. Two layouts, two classes:
 from __future__ import annotations
 
 import hashlib
+import math
+import random
 import time
 from collections import defaultdict
+from itertools import combinations
 from typing import Any, Literal, Mapping, Sequence
 
 from ..config import PAIRWISE_ANCHORS, PAIRWISE_TRANSFORMS, JudgingConfig, RewardConfig
@@ -28,7 +33,46 @@ from ..scoring import pairwise_reward
 from .base import JudgeCall, JudgedReward, RewardRows, Steps, finite
 
 Layout = Literal["online_dpo", "group"]
-Anchor = Literal["auto", "reference", "group"]
+Anchor = Literal["auto", "reference", "group", "tournament"]
+
+
+def tournament_pairs(members: Sequence[int], k: int | None, seed: str = "") -> list[tuple[int, int]]:
+    """The comparisons of one group: every pair when ``k`` is None or reaches ``len - 1``;
+    otherwise a balanced circular design over a seeded shuffle of the members, in which each
+    completion meets its ``ceil(k/2)`` neighbours on either side (``2 * ceil(k/2)`` comparisons
+    each, ``len * ceil(k/2)`` in all). The shuffle is seeded by ``seed`` (the group's prompt), so
+    every rank draws the same design.
+
+    Example:
+        >>> len(tournament_pairs(range(8), None)), len(tournament_pairs(range(8), 2)), len(tournament_pairs(range(8), 4))
+        (28, 8, 16)
+    """
+    members = list(members)
+    m = len(members)
+    if m < 2:
+        return []
+    if k is None or k >= m - 1:
+        return list(combinations(members, 2))
+    order = members[:]
+    random.Random(hashlib.sha256(seed.encode()).hexdigest()).shuffle(order)
+    pairs: set[tuple[int, int]] = set()
+    for step in range(1, math.ceil(k / 2) + 1):
+        for pos in range(m):
+            a, b = order[pos], order[(pos + step) % m]
+            pairs.add((min(a, b), max(a, b)))
+    return sorted(pairs)
+
+
+def tournament_judgments(group_size: int, k: int | None) -> int:
+    """Evaluator calls one group of ``group_size`` completions costs: every comparison is judged in
+    both orders, so ``2 * group_size * (group_size - 1) / 2`` for all pairs, or
+    ``2 * group_size * ceil(k / 2)`` for the circular design.
+
+    Example:
+        >>> tournament_judgments(8, None), tournament_judgments(8, 2), tournament_judgments(8, 4)
+        (56, 16, 32)
+    """
+    return 2 * len(tournament_pairs(range(group_size), k))
 
 
 class PairwiseReward(JudgedReward):
@@ -39,7 +83,9 @@ class PairwiseReward(JudgedReward):
         rubric_column, reference_column, log_feedback: as in :class:`~prometheus_reward.rewards.RubricReward`.
         layout: ``online_dpo`` (:class:`OnlineDPOPairwiseReward`, the default) or ``group``
             (:class:`GroupPairwiseReward`).
-        anchor: group layout: ``auto``, ``reference`` or ``group``.
+        anchor: group layout: ``auto``, ``reference``, ``group`` or ``tournament``.
+        pairs_per_completion: tournament: comparisons per completion (None: all pairs); see
+            :func:`tournament_pairs`.
         transform: ``prob`` (p), ``symmetric`` (2p - 1) or ``logit`` (log-odds).
 
     Example:
@@ -77,6 +123,7 @@ class PairwiseReward(JudgedReward):
         rubric_column: str = "rubric",
         reference_column: str = "reference_answer",
         log_feedback: bool = True,
+        pairs_per_completion: int | None = None,
     ):
         if layout is not None and layout != self.layout:
             raise ValueError(f"{type(self).__name__} has layout {self.layout!r}, not {layout!r}")
@@ -89,8 +136,13 @@ class PairwiseReward(JudgedReward):
             fallback=fallback, name=name, timeout=timeout, rubric_column=rubric_column,
             reference_column=reference_column, log_feedback=log_feedback,
         )
+        if anchor == "tournament" and self.layout != "group":
+            raise ValueError("anchor='tournament' ranks the completions of a group: use layout='group'")
+        if pairs_per_completion is not None and pairs_per_completion < 1:
+            raise ValueError("pairs_per_completion must be at least 1 (or None for all pairs)")
         self.anchor = anchor
         self.transform = transform
+        self.pairs_per_completion = pairs_per_completion
         self.last_preferences: list[Preference | None] = []
 
     @property
@@ -242,6 +294,81 @@ class GroupPairwiseReward(PairwiseReward):
                     judged.append(i)
                     anchors.append(anchor)  # type: ignore[arg-type]
         return errors, judged, anchors, ties
+
+
+    # -- the tournament: completions against each other, ranked by Bradley-Terry ----------------------------
+    def _steps(self, prompts: Sequence[Any] | None, completions: Sequence[Any], kwargs: Mapping[str, Any]) -> Steps:
+        if self.anchor != "tournament":
+            return (yield from super()._steps(prompts, completions, kwargs))
+        from ..rerank import bradley_terry
+
+        start = time.perf_counter()
+        rows = self._read_rows(prompts, completions, kwargs)
+        n = len(rows)
+        errors = list(rows.errors)
+        groups: dict[str, list[int]] = defaultdict(list)
+        for i in range(n):
+            if errors[i] is None:
+                groups[group_key(rows.prompts[i])].append(i)
+        matches = [pair for key, members in groups.items() for pair in tournament_pairs(members, self.pairs_per_completion, key)]
+        prefs: list[Preference] | None = None
+        failure = None
+        if matches:
+            result = yield JudgeCall("compare", (
+                [rows.instructions[i] for i, _ in matches], [rows.responses[i] for i, _ in matches],
+                [rows.responses[j] for _, j in matches], [rows.rubrics[i] for i, _ in matches],
+            ), {"reference_answers": [rows.references[i] for i, _ in matches], **self._judge_kwargs(), "swap": True})
+            if isinstance(result, BaseException):
+                failure = self._failure(result, len(matches))
+            elif len(result) == len(matches):
+                prefs = result
+            else:
+                failure = "the judge returned the wrong number of preferences"
+        # soft wins per group: row i beat row j with weight p(i better than j); unscorable matches drop out
+        probs: list[float | None] = [None] * n
+        played: dict[int, int] = defaultdict(int)
+        consistent = []
+        for key, members in groups.items():
+            index = {row: k for k, row in enumerate(members)}
+            wins = [[0.0] * len(members) for _ in members]
+            for (i, j), pref in zip(matches, prefs or [None] * len(matches)):
+                if i not in index or pref is None or pref.prob_a is None or not math.isfinite(pref.prob_a):
+                    continue
+                wins[index[i]][index[j]] += pref.prob_a
+                wins[index[j]][index[i]] += 1.0 - pref.prob_a
+                played[i] += 1
+                played[j] += 1
+                consistent.append(pref.consistent)
+            scored = [k for k, row in enumerate(members) if played[row]]
+            if len(scored) < 2:
+                continue
+            strengths = bradley_terry([[wins[a][b] for b in scored] for a in scored])
+            for a, s_a in zip(scored, strengths):
+                # the fitted probability of beating a random other member: on the win-probability scale
+                others = [s_b for b, s_b in zip(scored, strengths) if b != a]
+                probs[members[a]] = sum(1.0 / (1.0 + math.exp(s_b - s_a)) for s_b in others) / len(others)
+        for i in range(n):
+            if errors[i] is None and probs[i] is None:
+                size = len(groups[group_key(rows.prompts[i])])
+                errors[i] = failure or ("no other completion of this prompt to compare with" if size < 2 else
+                                        "none of this completion's comparisons could be judged")
+        rewards = [None if p is None else pairwise_reward(p, self.transform) for p in probs]  # type: ignore[arg-type]
+        self.last_preferences = list(prefs or [])
+        self._warn_unscorable([e if p is None else None for e, p in zip(errors, probs)], n)
+        scored_probs = [p for p in probs if p is not None]
+        extras: dict[str, list[Any]] = {"strength": probs}
+        if self.log_feedback:
+            extras["feedback"] = [f"[tournament] won {probs[i]:.2f} of its expected matches over {played[i]} comparisons"
+                                  if probs[i] is not None else f"[unscorable] {errors[i]}" for i in range(n)]
+        self._log(kwargs, extras, {
+            "unscorable_frac": (n - len(scored_probs)) / n if n else 0.0,
+            "strength_mean": sum(scored_probs) / len(scored_probs) if scored_probs else None,
+            "consistent_frac": sum(consistent) / len(consistent) if consistent else None,
+            "judgments_per_group": 2 * len(matches) / len(groups) if groups else None,
+            "judge_seconds": time.perf_counter() - start,
+            **self._monitors(rewards, self._lengths(rows), list(prefs or [])),
+        })
+        return self._apply_fallback(rewards)
 
 
 class AsyncPairwiseReward(GroupPairwiseReward):
