@@ -73,7 +73,8 @@ def test_pairs_bad_rows_go_to_the_side_file(tiny_judge, tmp_path):
         assert 0.5 < row["score_chosen"] <= 1 and row["score_rejected"] == pytest.approx(1 - row["score_chosen"])
         assert row["margin"] == pytest.approx(row["score_chosen"] - row["score_rejected"])
         assert isinstance(row["consistent"], bool)
-    assert summary.kept_rows == 3 and summary.skipped == {"tie": 0, "inconsistent": 0, "judge_error": 0, "bad_input": 2}
+    assert summary.kept_rows == 3 and summary.skipped == {"tie": 0, "inconsistent": 0, "judge_error": 0, "bad_input": 2,
+                                                   "unreadable": 0}
     assert summary.cache["misses"] == 3 and len(summary.margins) == 3
 
 

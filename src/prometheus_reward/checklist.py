@@ -252,7 +252,10 @@ def coerce_criteria(value: Any) -> Rubric | Checklist:
     if isinstance(value, str) and value.strip().endswith((".yaml", ".yml", ".json")) and "\n" not in value:
         path = Path(value.strip())
         if path.is_file():
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            try:
+                data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except (yaml.YAMLError, UnicodeDecodeError):
+                data = None  # not a checklist: Rubric.coerce reports what is wrong with the file
             if is_checklist_data(data):
                 return Checklist.from_yaml(path)
     return Rubric.coerce(value)

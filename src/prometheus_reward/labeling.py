@@ -17,7 +17,11 @@ keeps the input's structure, in TRL's preference format: ``{prompt, chosen, reje
 
 Rows without a usable preference (a tie, an order-inconsistent pair when ``inconsistent="skip"``,
 a judge failure, bad input) go to ``<output stem>.skipped.jsonl`` with ``skip_reason`` and
-``reason``; every input row lands in exactly one of the two files. Both files are appended and
+``reason``; every input row lands in exactly one of the two files. A malformed line of a JSON
+Lines input stops the run before any work, unless ``skip_bad_rows=True``: then it goes to the
+side file (``skip_reason: unreadable``, with its ``line`` and ``text``) and is never judged; a
+resumed run reads such lines again (a line fixed since is judged, one still bad is set aside
+again, never twice). Both files are appended and
 fsynced batch by batch, so a rerun after a crash (``kill -9`` included) resumes where the files
 end: finished rows are skipped; with a :class:`~prometheus_reward.cached.CachedJudge` (what the
 ``label`` command uses), judged-but-unwritten rows come from the cache.
@@ -46,7 +50,7 @@ from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping, Sequence
 
 from .config import JudgingConfig, RerankConfig
-from .io import JsonlWriter, iter_jsonl, read_rows
+from .io import UNREADABLE, DataRows, JsonlWriter, iter_jsonl, read_data, skipped_path
 from .rerank import rerank
 from .rows import RowError, RubricColumn, describe, reference_for, require_prompt, require_response
 
@@ -55,16 +59,10 @@ logger = logging.getLogger(__name__)
 InputFormat = Literal["pair", "list", "rejudge"]
 Method = Literal["pairwise", "absolute"]
 ROW_FIELD = "input_row"
-SKIP_KINDS = ("tie", "inconsistent", "judge_error", "bad_input")
+SKIP_KINDS = ("tie", "inconsistent", "judge_error", "bad_input", UNREADABLE)
 _PAIR_A = ("response_a", "response_A", "response 1", "response_1")
 _PAIR_B = ("response_b", "response_B", "response 2", "response_2")
 _PROMPT = ("prompt", "instruction", "question")
-
-
-def skipped_path(output: str | Path) -> Path:
-    """``<output stem>.skipped.jsonl`` beside the output."""
-    output = Path(output)
-    return output.with_name(output.stem + ".skipped.jsonl")
 
 
 def detect_format(columns: Iterable[str]) -> tuple[InputFormat, dict[str, str]]:
@@ -90,6 +88,38 @@ def detect_format(columns: Iterable[str]) -> tuple[InputFormat, dict[str, str]]:
         "cannot tell the input format: expected (prompt, response_a, response_b), (prompt, responses) "
         f"or (prompt, chosen, rejected) (columns: {', '.join(cols)})"
     )
+
+
+def resolve_format(row: Mapping[str, Any], input_format: InputFormat | None = None,
+                   columns: Mapping[str, str] | None = None) -> tuple[InputFormat, dict[str, str]]:
+    """The input format and its columns for rows like ``row``: detected from its keys, with
+    ``input_format`` and ``columns`` (``prompt``, ``a``, ``b``, ``responses``) overriding. A named
+    column that is not there, or a format without the columns it needs, is a ValueError.
+
+    Example:
+        >>> resolve_format({"q": "?", "x": "1", "y": "2"}, "pair", {"prompt": "q", "a": "x", "b": "y"})
+        ('pair', {'prompt': 'q', 'a': 'x', 'b': 'y'})
+    """
+    keys = list(row)
+    columns = dict(columns or {})
+    for name, column in columns.items():
+        if column not in keys:
+            raise ValueError(f"the {name} column {column!r} is not in the data (columns: {', '.join(keys)})")
+    try:
+        fmt, cols = detect_format(keys)
+    except ValueError:
+        if input_format is None:
+            raise
+        fmt, cols = input_format, {}
+    if input_format is not None:
+        fmt = input_format
+    needed = ("prompt", "responses") if fmt == "list" else ("prompt", "a", "b")
+    # detected columns of another format are kept where they fit (pair and rejudge share a/b)
+    cols = {**{k: v for k, v in cols.items() if k in needed}, **columns}
+    missing = [name for name in needed if name not in cols]
+    if missing:
+        raise ValueError(f"the {fmt} format needs a column for: {', '.join(missing)} (columns: {', '.join(keys)})")
+    return fmt, cols
 
 
 def _as_response(value: Any, conversational: bool) -> Any:
@@ -178,9 +208,11 @@ def _recover(path: Path) -> list[dict[str, Any]]:
 
 def _resume_state(output: Path, skipped: Path) -> tuple[set[int], list[dict], list[dict]]:
     """Rows already finished; drops the rows of a multi-pair group cut short by a crash, and any
-    duplicate, so that each input row is in one file, once."""
+    duplicate, so that each input row is in one file, once. Lines set aside as unreadable are not
+    finished: they are dropped here and read again."""
     kept_rows = _recover(output)
-    skip_rows = _recover(skipped)
+    recovered = _recover(skipped)
+    skip_rows = [r for r in recovered if r.get("skip_reason") != UNREADABLE]
     groups: dict[int, list[dict]] = {}
     for row in kept_rows:
         groups.setdefault(row[ROW_FIELD], []).append(row)
@@ -202,7 +234,7 @@ def _resume_state(output: Path, skipped: Path) -> tuple[set[int], list[dict], li
     final_skip = list(skip_by_row.values())
     if len(final_kept) != len(kept_rows):
         _rewrite(output, final_kept)
-    if len(final_skip) != len(skip_rows):
+    if len(final_skip) != len(recovered):
         _rewrite(skipped, final_skip)
     return set(complete) | set(skip_by_row), final_kept, final_skip
 
@@ -237,7 +269,7 @@ def _skip(unit: _Unit, kind: str, reason: str) -> dict[str, Any]:
 
 
 def label_preferences(
-    data: str | Path | Sequence[Mapping[str, Any]],
+    data: str | Path | DataRows | Sequence[Mapping[str, Any]],
     judge: Any,
     rubric: Any = None,
     *,
@@ -256,12 +288,15 @@ def label_preferences(
     overwrite: bool = False,
     limit: int | None = None,
     progress: bool = True,
+    skip_bad_rows: bool = False,
     **sampling: Any,
 ) -> LabelSummary:
     """Label preferences and write them in TRL's format, resumably.
 
     Args:
-        data: a data file (JSONL/JSON/CSV/Parquet) or a list of row dicts.
+        data: a data file (JSONL/JSON/CSV/Parquet), what :func:`~prometheus_reward.io.read_data`
+            read from one (rows keep their numbers in the file; its malformed lines go to the
+            side file), or a list of row dicts.
         judge: a :class:`~prometheus_reward.judge.Judge`, or a
             :class:`~prometheus_reward.cached.CachedJudge` so that a resumed run pays nothing twice.
         rubric: the default rubric (a per-row ``rubric`` column wins).
@@ -281,6 +316,10 @@ def label_preferences(
         input_format / columns: force the format and its columns (``prompt``, ``a``, ``b``,
             ``responses``); detected from the first row otherwise.
         overwrite: start over instead of resuming.
+        limit: only the first ``limit`` rows (records of the file).
+        skip_bad_rows: when ``data`` is a file, set its malformed lines aside (side file,
+            ``skip_reason: unreadable``) instead of raising
+            :class:`~prometheus_reward.io.DataFileError`.
         **sampling: overrides of the judge's sampling (``max_new_tokens``, ``temperature``...).
 
     Returns:
@@ -295,31 +334,43 @@ def label_preferences(
     if list_pairs not in ("best-vs-worst", "all"):
         raise ValueError("list_pairs must be 'best-vs-worst' or 'all'")
     started = time.perf_counter()
-    rows = read_rows(data, limit) if isinstance(data, (str, Path)) else [dict(r) for r in data][:limit]
+    if isinstance(data, (str, Path)):
+        table = read_data(data, limit, skip_bad_rows=skip_bad_rows)
+    else:
+        table = DataRows.of(data)
+        if limit is not None:
+            table = DataRows([r for r, n in zip(table.rows, table.numbers) if n < limit],
+                             [n for n in table.numbers if n < limit], [b for b in table.bad_lines if b.row < limit],
+                             table.path)
+    rows = dict(zip(table.numbers, table.rows))  # row number in the file -> row
     output = Path(output)
     side = skipped_path(output)
-    summary = LabelSummary(str(output), str(side), rows=len(rows))
-    if not rows:
+    summary = LabelSummary(str(output), str(side), rows=table.records)
+    if not table.records:
         raise ValueError("the input has no rows")
-    fmt, cols = detect_format(rows[0])
-    if input_format is not None:
-        fmt = input_format
-    cols = {**cols, **(columns or {})}
-    ref_col = reference_column or ("reference_answer" if "reference_answer" in rows[0] else None)
+    first = table.rows[0] if table.rows else {}
+    fmt, cols = resolve_format(first, input_format, columns) if table.rows else ("pair", {})
+    ref_col = reference_column or ("reference_answer" if "reference_answer" in first else None)
     if overwrite:
         for path in (output, side):
             if path.exists():
                 path.unlink()
     done, _, _ = _resume_state(output, side)
-    done &= set(range(len(rows)))
+    done &= set(rows) | {b.row for b in table.bad_lines}
     summary.resumed = len(done)
-    todo = [i for i in range(len(rows)) if i not in done]
+    todo = [i for i in table.numbers if i not in done]
+    unreadable = [b for b in table.bad_lines if b.row not in done]
     options = dict(mode=mode, method=method, list_pairs=list_pairs, tournament=tournament,
                    inconsistent=inconsistent, min_margin=min_margin, samples=samples, overrides=sampling,
                    _colmap=cols)
     rubrics = RubricColumn(rubric)
     with JsonlWriter(output, append=True) as kept_writer, JsonlWriter(side, append=True) as skip_writer, \
-            tqdm(total=len(rows), initial=len(done), desc="labeling", unit="row", disable=not progress) as bar:
+            tqdm(total=table.records, initial=len(done), desc="labeling", unit="row", disable=not progress) as bar:
+        if unreadable:
+            skip_writer.write_many(b.to_dict() for b in unreadable)
+            for line in unreadable:
+                logger.warning("set aside: %s", line.reason)
+            bar.update(len(unreadable))
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
             units = [_prepare(i, rows[i], fmt, cols, rubrics, ref_col) for i in batch]

@@ -7,6 +7,16 @@ A rubric renders in the Prometheus ``SCORE_RUBRIC_TEMPLATE`` format::
     ...
     Score 5: ...
 
+A rubric argument (the ``--rubric`` option, the ``rubric`` of a reward or recipe, a per-row
+``rubric`` cell) is read by :meth:`Rubric.coerce`, with rules that cannot mistake one kind for
+another:
+
+- a preset name (``helpfulness``, ``Factual Validity``...) is that preset;
+- text that looks like a path (ends in ``.yaml``/``.yml``/``.json``, or holds a ``/`` or ``\\``
+  and no spaces) is a rubric file, and it must exist;
+- any other single word is a mistake (``helpfulnes``: "did you mean 'helpfulness'?");
+- anything with spaces is rubric text, used verbatim.
+
 Example:
     >>> from prometheus_reward import Rubric
     >>> r = Rubric("Is it short?", ["Very long.", "Long.", "Medium.", "Short.", "Very short."])
@@ -14,10 +24,15 @@ Example:
     [Is it short?]
     >>> Rubric.coerce("helpfulness").criteria.startswith("Does the model provide relevant")
     True
+    >>> Rubric.coerce("helpfulnes")
+    Traceback (most recent call last):
+    ...
+    prometheus_reward.rubric.RubricError: unknown rubric preset 'helpfulnes'; did you mean 'helpfulness'? (presets: helpfulness, harmlessness, honesty, factual_validity, reasoning; rubric text has spaces, a rubric file ends in .yaml, .yml or .json)
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from dataclasses import dataclass
@@ -91,6 +106,39 @@ _PRESETS: dict[str, tuple[str, tuple[str, str, str, str, str]]] = {
 }
 
 PRESETS: tuple[str, ...] = tuple(_PRESETS)
+FILE_SUFFIXES: tuple[str, ...] = (".yaml", ".yml", ".json")
+
+
+class RubricError(ValueError):
+    """A rubric argument, dict or file that cannot be used; the message names the value or
+    file, the field, and what to do."""
+
+
+def _preset_key(name: str) -> str:
+    return name.strip().lower().replace("-", "_").replace(" ", "_")
+
+
+def looks_like_path(text: str) -> bool:
+    """Whether a rubric argument names a file: it ends in .yaml/.yml/.json, or it holds a path
+    separator and no whitespace (a one-line string either way).
+
+    Example:
+        >>> looks_like_path("rubrics/kind.yaml"), looks_like_path("configs/kind"), looks_like_path("Is it kind/fair?")
+        (True, True, False)
+    """
+    stripped = text.strip()
+    if "\n" in stripped:
+        return False
+    if stripped.lower().endswith(FILE_SUFFIXES):
+        return True
+    return ("/" in stripped or "\\" in stripped) and not any(c.isspace() for c in stripped)
+
+
+def _unknown_preset(name: str) -> RubricError:
+    close = difflib.get_close_matches(_preset_key(name), PRESETS, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return RubricError(f"unknown rubric preset {name.strip()!r}{hint} (presets: {', '.join(PRESETS)}; rubric text "
+                       f"has spaces, a rubric file ends in {', '.join(FILE_SUFFIXES[:-1])} or {FILE_SUFFIXES[-1]})")
 
 _RENDERED_RUBRIC = re.compile(
     r"\A\[(?P<criteria>.*)\]\n"
@@ -156,41 +204,88 @@ class Rubric:
     def preset(cls, name: str) -> "Rubric":
         """One of the prometheus-eval presets: helpfulness, harmlessness, honesty,
         factual_validity, reasoning."""
-        key = name.strip().lower().replace("-", "_").replace(" ", "_")
+        key = _preset_key(name)
         if key not in _PRESETS:
-            raise ValueError(f"unknown rubric preset {name!r}; choose one of {', '.join(PRESETS)}")
+            raise _unknown_preset(name)
         criteria, descriptions = _PRESETS[key]
         return cls(criteria, descriptions, name=key)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], name: str | None = None) -> "Rubric":
         """From ``{"criteria": ..., "score1_description": ..., ...}`` (the prometheus-eval field
-        names) or ``{"criteria": ..., "scores": {1: ..., 5: ...}}`` or ``{"criteria", "descriptions": [...]}``."""
-        if "criteria" not in data:
-            raise ValueError("rubric dict needs a 'criteria' field")
+        names) or ``{"criteria": ..., "scores": {1: ..., 5: ...}}`` or ``{"criteria", "descriptions": [...]}``.
+        A missing or empty field is a :class:`RubricError` naming it.
+
+        Example:
+            >>> Rubric.from_dict({"criteria": "Kind?", "descriptions": ["a", "b", "c", "d", "e"]}).render_relative()
+            '[Kind?]'
+        """
+        if data.get("criteria") is None:
+            raise RubricError("rubric needs a 'criteria' field (the question the evaluator answers)")
         if "descriptions" in data:
-            descriptions = list(data["descriptions"])
+            descriptions = list(data["descriptions"] or [])
+            if len(descriptions) != 5:
+                raise RubricError(f"rubric 'descriptions' must list five score descriptions (1 to 5), got {len(descriptions)}")
+            names = [f"descriptions[{i}]" for i in range(5)]
         elif "scores" in data:
-            scores = {int(k): v for k, v in dict(data["scores"]).items()}
+            try:
+                scores = {int(k): v for k, v in dict(data["scores"] or {}).items()}
+            except (TypeError, ValueError):
+                scores = {}
             if sorted(scores) != [1, 2, 3, 4, 5]:
-                raise ValueError("rubric 'scores' must have the keys 1 to 5")
+                raise RubricError("rubric 'scores' must have the keys 1 to 5")
             descriptions = [scores[i] for i in range(1, 6)]
+            names = [f"scores[{i}]" for i in range(1, 6)]
         else:
-            missing = [f"score{i}_description" for i in range(1, 6) if f"score{i}_description" not in data]
+            names = [f"score{i}_description" for i in range(1, 6)]
+            missing = [n for n in names if n not in data]
             if missing:
-                raise ValueError(f"rubric dict is missing {', '.join(missing)}")
-            descriptions = [data[f"score{i}_description"] for i in range(1, 6)]
+                raise RubricError(f"rubric is missing {', '.join(missing)} (a rubric needs criteria and "
+                                  "score1_description to score5_description)")
+            descriptions = [data[n] for n in names]
+        empty = [n for n, d in zip(["criteria", *names], [data["criteria"], *descriptions])
+                 if d is None or not str(d).strip()]
+        if empty:
+            raise RubricError(f"rubric field{'s' if len(empty) > 1 else ''} {', '.join(empty)} "
+                              f"{'are' if len(empty) > 1 else 'is'} empty")
         return cls(str(data["criteria"]), tuple(str(d) for d in descriptions), name=data.get("name", name))
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "Rubric":
-        """From a YAML (or JSON) file holding one rubric dict; see ``configs/rubrics/``."""
+        """From a YAML (or JSON) file holding one rubric dict; see ``configs/rubrics/``. Any
+        problem (no such file, bad YAML, a missing or empty field) is a :class:`RubricError`
+        naming the file (and the line or field).
+
+        Example:
+            >>> Rubric.from_yaml("configs/rubrics/child_readability.yaml").name   # doctest: +SKIP
+            'child_readability'
+        """
         path = Path(path)
-        with path.open(encoding="utf-8") as handle:
-            data = yaml.safe_load(handle) if path.suffix in {".yaml", ".yml"} else json.load(handle)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise RubricError(f"no such rubric file: {_where(path)}") from None
+        except IsADirectoryError:
+            raise RubricError(f"rubric file {path} is a folder; give the YAML/JSON file itself") from None
+        except UnicodeDecodeError:
+            raise RubricError(f"rubric file {path} is not UTF-8 text; save it as UTF-8") from None
+        except OSError as err:
+            raise RubricError(f"rubric file {path} cannot be read ({err.strerror or err})") from None
+        try:
+            data = yaml.safe_load(text) if path.suffix.lower() in {".yaml", ".yml"} else json.loads(text)
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f"{path} line {mark.line + 1}" if mark is not None else str(path)
+            raise RubricError(f"{where}: invalid YAML ({getattr(err, 'problem', None) or err})") from None
+        except json.JSONDecodeError as err:
+            raise RubricError(f"{path} line {err.lineno}: invalid JSON ({err.msg})") from None
         if not isinstance(data, Mapping):
-            raise ValueError(f"{path}: a rubric file must hold a mapping")
-        return cls.from_dict(data, name=path.stem)
+            raise RubricError(f"{path}: a rubric file must hold a mapping with criteria and score1_description to "
+                              f"score5_description, got {'nothing' if data is None else type(data).__name__}")
+        try:
+            return cls.from_dict(data, name=path.stem)
+        except (ValueError, TypeError) as err:
+            raise RubricError(f"{path}: {err}") from None
 
     @classmethod
     def from_text(cls, text: str) -> "Rubric":
@@ -204,18 +299,36 @@ class Rubric:
     @classmethod
     def coerce(cls, value: "Rubric | Mapping[str, Any] | str") -> "Rubric":
         """Whatever a user may pass as a rubric: a Rubric, a dict, a preset name, a path to a
-        YAML/JSON rubric file, or any other text (used verbatim)."""
+        YAML/JSON rubric file, or rubric text (see the module's rules). A string that looks like
+        a path must be an existing file; a single word must be a preset. Raises
+        :class:`RubricError` (a ValueError) otherwise.
+
+        Example:
+            >>> Rubric.coerce("Factual Validity").name
+            'factual_validity'
+            >>> Rubric.coerce("Is the answer polite?").render()
+            'Is the answer polite?'
+            >>> Rubric.coerce("my_rubric.yaml")  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            prometheus_reward.rubric.RubricError: no such rubric file: my_rubric.yaml (relative to ...)
+        """
         if isinstance(value, Rubric):
             return value
         if isinstance(value, Mapping):
             return cls.from_dict(value)
         if isinstance(value, str):
-            key = value.strip().lower().replace("-", "_").replace(" ", "_")
-            if key in _PRESETS:
-                return cls.preset(key)
-            if value.endswith((".yaml", ".yml", ".json")) and "\n" not in value and Path(value).is_file():
-                return cls.from_yaml(value)
             if not value.strip():
-                raise ValueError("rubric text is empty")
+                raise RubricError("rubric text is empty")
+            if _preset_key(value) in _PRESETS:
+                return cls.preset(value)
+            if looks_like_path(value):
+                return cls.from_yaml(Path(value.strip()).expanduser())
+            if not any(c.isspace() for c in value.strip()):
+                raise _unknown_preset(value)
             return cls.from_text(value)
         raise TypeError(f"cannot use {type(value).__name__} as a rubric")
+
+
+def _where(path: Path) -> str:
+    return f"{path} (relative to {Path.cwd()})" if not path.is_absolute() else str(path)

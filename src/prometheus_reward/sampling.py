@@ -164,10 +164,12 @@ class BestOfNSummary:
     sft_rows: int = 0
     bad_rows: int = 0
     best_scores: list[float | None] = field(default_factory=list)
+    unreadable: int = 0
+    skipped_output: str | None = None
 
 
 def write_best_of_n(
-    rows: Sequence[Mapping[str, Any]],
+    rows: Sequence[Mapping[str, Any]] | Any,
     policy: Any,
     tokenizer: Any,
     judge: Any,
@@ -185,6 +187,7 @@ def write_best_of_n(
     sft_output: Any = None,
     min_score: float | None = None,
     progress: bool = True,
+    skipped_output: Any = None,
 ) -> BestOfNSummary:
     """Best-of-n over data rows, written as JSONL as each batch finishes: every input column plus
     ``completions``, ``scores``, ``best_index``, ``chosen``, ``best_score``, ``feedback``,
@@ -192,16 +195,28 @@ def write_best_of_n(
     error and no completions, never dropped). With ``sft_output``, rejection-sampling rows
     ``{prompt, completion}`` of the chosen completions (those reaching ``min_score``).
 
+    ``rows`` may be what :func:`~prometheus_reward.io.read_data` read (rows are then named by
+    their number in the file): its malformed lines set aside go to ``skipped_output`` (default
+    ``<output stem>.skipped.jsonl``, replaced each run like the output; an old one is removed
+    when there are none), never to the policy or the judge.
+
     Example:
         >>> summary = write_best_of_n(rows, policy, tokenizer, judge, output="best.jsonl", n=4, rubric="helpfulness")  # doctest: +SKIP
     """
     from tqdm.auto import tqdm
 
-    from .io import JsonlWriter, chunks
+    from .io import DataRows, JsonlWriter, chunks, skipped_path, write_skipped
 
     rerank_config = rerank_config or RerankConfig()
     rubrics = RubricColumn(rubric, rubric_column)
+    data = DataRows.of(rows)
+    rows, numbers = data.rows, data.numbers
     summary = BestOfNSummary()
+    side = write_skipped(skipped_output or skipped_path(output), data.bad_lines)
+    summary.unreadable = len(data.bad_lines)
+    summary.skipped_output = None if side is None else str(side)
+    for line in data.bad_lines:
+        logger.warning("set aside: %s", line.reason)
     sft_writer = JsonlWriter(sft_output) if sft_output else None
     try:
         with JsonlWriter(output) as writer, tqdm(total=len(rows), desc="best-of-n", unit="prompt", disable=not progress) as bar:
@@ -210,7 +225,7 @@ def write_best_of_n(
                 live, problems = [], {}
                 rubric_of, reference_of = {}, {}
                 for k, row in enumerate(batch):
-                    index = start + k
+                    index = numbers[start + k]
                     try:
                         require_prompt(row.get(prompt_column), index, prompt_column)
                         rubric_of[k] = rubrics.resolve(row.get(rubric_column), index)

@@ -3,8 +3,10 @@
 The only place that parses command lines. Each command is a module here with
 ``make_parser(subparsers)`` (its options, most of them generated from
 :mod:`prometheus_reward.config`) and ``main(args)``; the library modules know nothing of argparse.
-A mistake the user can fix ends with ``error: ...`` on stderr and exit status 2 (``--debug`` shows
-the traceback instead).
+A mistake the user can fix ends with one ``error: ...`` line on stderr and exit status 2
+(``--debug`` shows the traceback instead): a bad option (argparse's own errors included), a
+missing or malformed input file, a rubric that is not one, a model that cannot be found. Options
+and inputs are checked before the model loads.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Sequence
 
 from ..config import ConfigError
 from ..rows import RowError
-from .common import UserError
+from .common import ArgumentParser, UserError
 
 # command -> module (imported when the parser is built; each is small, heavy imports are lazy)
 COMMANDS = {
@@ -33,7 +35,7 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="prometheus-reward", description=__doc__.splitlines()[0].strip("`: "))
+    parser = ArgumentParser(prog="prometheus-reward", description=__doc__.splitlines()[0].strip("`: "))
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -43,15 +45,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from ..io import DataFileError
     from ..metaeval.data import DataError
+    from ..rubric import RubricError
 
-    return (UserError, ConfigError, RowError, DataError)
+    return (UserError, ConfigError, RowError, DataError, DataFileError, RubricError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit status (2 for a user error)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help, or a usage error already printed on one line
+        return done.code if isinstance(done.code, int) else 2
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -59,7 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _user_errors() as err:
         if args.debug:
             raise
-        print(f"error: {err}", file=sys.stderr)
+        message = " ".join(str(err).split("\n")) or type(err).__name__
+        print(f"error: {message}", file=sys.stderr)
         return 2
 
 

@@ -14,10 +14,13 @@ from .common import (
     add_judge_options,
     add_judging_options,
     add_options,
+    check_output,
     config_from,
+    judge_configs,
     judge_from_args,
-    judging_from_args,
+    positive_int,
     read_input,
+    rubric_option,
 )
 
 
@@ -26,10 +29,10 @@ def make_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="prompts with reference answers (JSONL/JSON/CSV/Parquet: "
                    "instruction/prompt + reference_answer [+ wrong_answer], or a Prometheus benchmark file); "
                    "default: four built-in prompts")
-    p.add_argument("--limit", type=int, default=None, help="only the first N prompts")
+    p.add_argument("--limit", type=positive_int, default=None, help="only the first N prompts")
     p.add_argument("--margin", type=float, default=0.1,
                    help="a probe whose mean reward is within this of the reference answer's is exploitable")
-    p.add_argument("--batch-size", type=int, default=16, help="judgments per evaluator call")
+    p.add_argument("--batch-size", type=positive_int, default=16, help="judgments per evaluator call")
     p.add_argument("--json", default=None, help="write the report here (and the bar chart beside it, .png)")
     p.add_argument("--plot", default=None, help="the bar chart PNG (default: beside --json)")
     add_options(p, RewardConfig, "reward", skip=[o for o in RewardConfig.__dataclass_fields__ if o not in ("rubric", "normalize")])
@@ -66,15 +69,25 @@ def main(args: argparse.Namespace) -> int:
 
     from ..audit import BUILTIN_ITEMS, audit_items, bar_chart, run_audit
 
+    from ..rows import RowError
+
     if args.margin < 0:
         raise UserError("--margin must be 0 or more")
+    # everything is checked before the model loads
+    judge_config, judging = judge_configs(args)
     reward = config_from(RewardConfig, args)
-    if reward.rubric is None:
+    rubric = rubric_option(reward.rubric)
+    if rubric is None:
         raise UserError("give --rubric (the rubric the training reward will use)")
-    items = audit_items(read_input(args.data, args.limit), args.data) if args.data else list(BUILTIN_ITEMS)[: args.limit]
-    judging = judging_from_args(args)
-    judge = judge_from_args(args)
-    report = run_audit(judge, reward.rubric, items, judging=judging, normalize=reward.normalize, margin=args.margin,
+    for path, flag in ((args.json, "--json"), (args.plot, "--plot")):
+        if path:
+            check_output(path, flag)
+    try:
+        items = audit_items(read_input(args.data, args.limit), args.data) if args.data else list(BUILTIN_ITEMS)[: args.limit]
+    except RowError as err:
+        raise UserError(str(err)) from None
+    judge = judge_from_args(args, config=judge_config)
+    report = run_audit(judge, rubric, items, judging=judging, normalize=reward.normalize, margin=args.margin,
                        batch_size=args.batch_size)
     console = Console()
     console.print(report_table(report))

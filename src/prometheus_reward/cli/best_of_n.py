@@ -12,11 +12,18 @@ from .common import (
     add_judge_options,
     add_judging_options,
     add_rerank_options,
+    add_skip_option,
+    check_judge_paths,
+    check_model_path,
+    check_output,
     config_from,
+    judge_configs,
     judge_from_args,
-    judging_from_args,
+    load_or_explain,
     pick,
+    positive_int,
     read_input,
+    rubric_option,
     score_summary_table,
 )
 
@@ -26,7 +33,7 @@ def make_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("input", help="JSONL/JSON/CSV/Parquet with a prompt column (text or messages)")
     p.add_argument("-o", "--output", required=True, help="JSONL: completions, scores, chosen, per prompt")
     p.add_argument("--policy", required=True, help="the policy model (hub id, folder, 'embedded', 'embedded:tiny-random')")
-    p.add_argument("-n", "--n", type=int, default=4, help="completions per prompt")
+    p.add_argument("-n", "--n", type=positive_int, default=4, help="completions per prompt")
     p.add_argument("--rubric", default=None, help="preset, YAML/JSON file or text (a 'rubric' column wins)")
     p.add_argument("--prompt-column", default=None)
     p.add_argument("--reference-column", default=None)
@@ -34,10 +41,11 @@ def make_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--policy-max-new-tokens", type=int, default=128)
     p.add_argument("--policy-temperature", type=float, default=1.0)
     p.add_argument("--policy-top-p", type=float, default=1.0)
-    p.add_argument("--batch-size", type=int, default=8, help="prompts per generate/judge round")
-    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--batch-size", type=positive_int, default=8, help="prompts per generate/judge round")
+    p.add_argument("--limit", type=positive_int, default=None, help="only the first N rows")
     p.add_argument("--sft-output", default=None, help="also write rejection-sampling SFT rows {prompt, completion}")
     p.add_argument("--min-score", type=float, default=None, help="SFT rows only when the best score reaches this")
+    add_skip_option(p)
     add_rerank_options(p)
     add_cache_options(p)
     add_judge_options(p)
@@ -52,24 +60,33 @@ def main(args: argparse.Namespace) -> int:
     from ..config import RerankConfig
     from ..sampling import load_policy, write_best_of_n
 
-    if args.n < 1:
-        raise UserError("-n must be at least 1")
-    rows = read_input(args.input, args.limit)
-    prompt_col = pick(rows[0], args.prompt_column, ("prompt", "instruction", "question", "messages"), "prompt")
-    if "rubric" not in rows[0] and args.rubric is None:
-        raise UserError("give --rubric or a 'rubric' column in the data")
+    # everything the user typed is checked before a model loads
+    judge_config, judging = judge_configs(args)
     rerank = config_from(RerankConfig, args)
-    judging = judging_from_args(args)
-    policy, tokenizer = load_policy(args.policy, dtype=args.policy_dtype, device_map=args.device_map)
-    judge = judge_from_args(args, cached=True)
+    check_output(args.output, inputs=[args.input])
+    if args.sft_output:
+        check_output(args.sft_output, "--sft-output", inputs=[args.input, args.output])
+    rubric = rubric_option(args.rubric)
+    rows = read_input(args.input, args.limit, args.skip_bad_rows, args.output)
+    prompt_col = pick(rows[0], args.prompt_column, ("prompt", "instruction", "question", "messages"), "prompt",
+                      "--prompt-column")
+    if rubric is None and not any(row.get("rubric") is not None for row in rows):
+        raise UserError("give --rubric or a 'rubric' column in the data")
+    check_model_path("--policy", args.policy)
+    check_judge_paths(judge_config)
+    policy, tokenizer = load_or_explain("--policy", args.policy, lambda: load_policy(
+        args.policy, dtype=args.policy_dtype, device_map=args.device_map))
+    judge = judge_from_args(args, cached=True, config=judge_config)
     summary = write_best_of_n(
-        rows, policy, tokenizer, judge, output=args.output, n=args.n, rubric=args.rubric, prompt_column=prompt_col,
+        rows, policy, tokenizer, judge, output=args.output, n=args.n, rubric=rubric, prompt_column=prompt_col,
         reference_column=args.reference_column or "reference_answer", rerank_config=rerank, judging=judging,
         generation={"max_new_tokens": args.policy_max_new_tokens, "temperature": args.policy_temperature,
                     "top_p": args.policy_top_p},
         batch_size=args.batch_size, sft_output=args.sft_output, min_score=args.min_score,
     )
     extra: dict[str, Any] = {"n": args.n, "strategy": rerank.strategy, "bad rows": summary.bad_rows}
+    if summary.unreadable:
+        extra["malformed lines set aside"] = f"{summary.unreadable} -> {summary.skipped_output}"
     if hasattr(judge, "stats"):
         extra.update({f"cache {k}": v for k, v in judge.stats().items()})
     if args.sft_output:

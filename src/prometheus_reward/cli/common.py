@@ -1,5 +1,11 @@
-"""What the commands share: options generated from :mod:`prometheus_reward.config`, building the
-judge they describe, reading the input file, the user-error type, and the summary table.
+"""What the commands share: options generated from :mod:`prometheus_reward.config`, checking every
+option before anything heavy loads, building the judge they describe, reading the input file,
+the user-error type, and the summary table.
+
+Every command follows the same order, so that a mistake costs seconds and prints one line:
+options (configs, numbers, output paths, ``--rubric``) -> the input file (the one reader,
+:func:`prometheus_reward.io.read_data`) -> its columns -> the model path -> loading the model
+-> work.
 
 Example:
     >>> import argparse
@@ -7,16 +13,23 @@ Example:
     >>> add_judging_options(parser)
     >>> config_from(JudgingConfig, parser.parse_args(["--mode", "direct"])).mode
     'direct'
+    >>> config_from(JudgingConfig, parser.parse_args(["--samples", "0"]))
+    Traceback (most recent call last):
+    ...
+    prometheus_reward.cli.common.UserError: --samples must be positive, got 0
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import re
 from collections import Counter
+from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from ..config import JudgeConfig, JudgingConfig, RerankConfig, from_object, options
+from ..config import ConfigError, JudgeConfig, JudgingConfig, RerankConfig, from_object, options
 from ..rows import RowError, RubricColumn, reference_for
 
 logger = logging.getLogger("prometheus_reward.cli")
@@ -25,6 +38,41 @@ logger = logging.getLogger("prometheus_reward.cli")
 class UserError(Exception):
     """A mistake the user can fix (a bad option, a missing file): the command prints
     ``error: <message>`` and exits with status 2, without a traceback (unless ``--debug``)."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line too: ``error: argument --mode: invalid choice:
+    ... (see prometheus-reward grade --help)``, exit status 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1.
+
+    Example:
+        >>> positive_int("3")
+        3
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: a whole number of at least 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
 
 
 # -- options from the configs --------------------------------------------------------------------------------
@@ -56,8 +104,21 @@ def add_options(parser: argparse.ArgumentParser, cls: type, title: str | None = 
 
 
 def config_from(cls: type, args: argparse.Namespace) -> Any:
-    """The config of ``cls`` the parsed options describe."""
-    return from_object(cls, args)
+    """The config of ``cls`` the parsed options describe; a bad value is a :class:`UserError`
+    naming the option's flag (``--samples must be positive, got 0``)."""
+    try:
+        return from_object(cls, args)
+    except ConfigError as err:
+        raise UserError(_with_flag(str(err), cls)) from None
+
+
+def _with_flag(message: str, cls: type) -> str:
+    """Put the option's flag in place of its field name at the head of a config error."""
+    for opt in sorted(options(cls), key=lambda o: -len(o.name)):
+        pattern = rf"^(unknown )?{re.escape(opt.name)}\b"
+        if re.match(pattern, message):
+            return re.sub(pattern, lambda m: (m.group(1) or "") + opt.flag, message, count=1)
+    return message
 
 
 def add_judge_options(parser: argparse.ArgumentParser, **defaults: Any) -> None:
@@ -84,10 +145,14 @@ def add_cache_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-cache", action="store_true", help="judge every row again")
 
 
-def judge_from_args(args: argparse.Namespace, cached: bool = False) -> Any:
+def judge_from_args(args: argparse.Namespace, cached: bool = False, config: JudgeConfig | None = None) -> Any:
     """The judge the options describe (wrapped in a sqlite cache when ``cached`` and not
-    ``--no-cache``)."""
-    judge = config_from(JudgeConfig, args).build()
+    ``--no-cache``). The model path is checked first, and a model that cannot be found or is no
+    model becomes a :class:`UserError` naming ``--model``; any other failure is left to raise."""
+    config = config or config_from(JudgeConfig, args)
+    check_judge_paths(config)
+    what = f"{config.model}" + (f" with --adapter {config.adapter}" if config.adapter else "")
+    judge = load_or_explain("--model", what, config.build)
     if cached and not getattr(args, "no_cache", False):
         from ..cached import CachedJudge
 
@@ -95,8 +160,163 @@ def judge_from_args(args: argparse.Namespace, cached: bool = False) -> Any:
     return judge
 
 
+def check_judge_paths(config: JudgeConfig) -> None:
+    """``--model`` and ``--adapter`` name loadable places (local evaluators only)."""
+    if not config.is_remote:
+        check_model_path("--model", config.model)
+        if config.adapter:
+            check_model_path("--adapter", config.adapter, adapter=True)
+
+
 def judging_from_args(args: argparse.Namespace) -> JudgingConfig:
     return config_from(JudgingConfig, args)
+
+
+def judge_configs(args: argparse.Namespace) -> tuple[JudgeConfig, JudgingConfig]:
+    """Both configs, checked (a bad value names its flag), before anything loads."""
+    judge = config_from(JudgeConfig, args)
+    judging = config_from(JudgingConfig, args)
+    if getattr(args, "cache", None) and not getattr(args, "no_cache", False):
+        check_output(args.cache, "--cache")
+    return judge, judging
+
+
+# -- models ------------------------------------------------------------------------------------------------------
+_NOT_A_MODEL = re.compile(r"Unrecognized model|Unrecognized configuration class|does not recognize this architecture|"
+                          r"Couldn't instantiate the backend tokenizer|does not appear to have a file named")
+
+
+def _path_like(value: str) -> bool:
+    """A model argument meant as a local path (hub ids are ``name`` or ``org/name``)."""
+    if value.startswith(("/", "./", "../", "~", ".\\")) or "\\" in value or value.endswith("/"):
+        return True
+    if value.count("/") >= 2:
+        return True
+    parent = Path(value).parent
+    return value.count("/") == 1 and parent.is_dir()
+
+
+def check_model_path(flag: str, value: str, adapter: bool = False) -> None:
+    """A model (or adapter) argument that names a local folder must be one: no such folder, a
+    file, or a folder without ``config.json`` (``adapter_config.json``) is a :class:`UserError`.
+    Hub ids and the embedded aliases pass (the hub is asked when loading).
+
+    Example:
+        >>> check_model_path("--model", "/no/such/model")
+        Traceback (most recent call last):
+        ...
+        prometheus_reward.cli.common.UserError: --model /no/such/model: no such folder; give a local model folder, a hub id (e.g. prometheus-eval/prometheus-7b-v2.0) or 'embedded'
+    """
+    from ..embedded import EMBEDDED_ALIASES, TINY_RANDOM_ALIAS
+
+    if value in EMBEDDED_ALIASES or value == TINY_RANDOM_ALIAS:
+        return
+    path = Path(value).expanduser()
+    marker = "adapter_config.json" if adapter else "config.json"
+    if path.exists():
+        if not path.is_dir():
+            raise UserError(f"{flag} {value} is a file; give the folder that holds {marker}, or a hub id")
+        if not (path / marker).is_file() and not (path / "adapter_config.json").is_file():
+            what = "a peft adapter" if adapter else "a transformers model"
+            raise UserError(f"{flag} {value}: the folder has no {marker}, so it is not {what} folder")
+        return
+    if _path_like(value):
+        example = "a peft adapter folder or hub id" if adapter else \
+            "a local model folder, a hub id (e.g. prometheus-eval/prometheus-7b-v2.0) or 'embedded'"
+        raise UserError(f"{flag} {value}: no such folder; give {example}")
+
+
+def load_or_explain(flag: str, value: str, load: Callable[[], Any]) -> Any:
+    """``load()``, with the "not found / not a model" family of failures (transformers raises
+    OSError for anything it cannot find locally or on the hub, ValueError for a folder that holds
+    no model it knows) turned into one :class:`UserError` naming ``flag``; anything else raises."""
+    try:
+        return load()
+    except OSError as err:
+        from ..io import one_line
+
+        where = "could not be loaded" if Path(value).expanduser().exists() else \
+            "not a local folder, and could not be loaded from the hub"
+        raise UserError(f"{flag} {value}: {where}: {one_line(err)} (check the name, the network or HF_HUB_OFFLINE, "
+                        "and HF_TOKEN for gated models)") from err
+    except ValueError as err:
+        if not _NOT_A_MODEL.search(str(err)):
+            raise
+        from ..io import one_line
+
+        raise UserError(f"{flag} {value}: not a model transformers can load: {one_line(err)}") from err
+
+
+# -- paths ---------------------------------------------------------------------------------------------------------
+def _existing_ancestor(path: Path) -> Path:
+    """``path`` itself or its nearest parent that exists."""
+    path = path.absolute()
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return candidate
+    return Path(path.anchor)
+
+
+def check_output(path: str | os.PathLike, flag: str = "-o/--output", *, inputs: Iterable[Any] = ()) -> None:
+    """``path`` can be written: not a folder, not one of ``inputs``, and its folder exists or can
+    be made in a writable place. Nothing is created.
+
+    Example:
+        >>> check_output("/etc/hostname/out.jsonl")
+        Traceback (most recent call last):
+        ...
+        prometheus_reward.cli.common.UserError: -o/--output /etc/hostname/out.jsonl: /etc/hostname is a file, not a folder
+    """
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise UserError(f"{flag} {path} is a folder; give a file name inside it (e.g. {Path(path) / 'out.jsonl'})")
+    for source in inputs:
+        if source is not None and target.exists() and Path(source).exists() and target.resolve() == Path(source).resolve():
+            raise UserError(f"{flag} {path} is the input file; write the results to another file")
+    if target.exists():
+        if not os.access(target, os.W_OK):
+            raise UserError(f"{flag} {path}: the file is not writable; choose another file")
+        return
+    _check_writable_folder(target.parent, flag, str(path))
+
+
+def check_output_dir(path: str | os.PathLike, flag: str = "--output-dir") -> None:
+    """``path`` is a folder that exists or can be made, and can be written in."""
+    target = Path(path).expanduser()
+    if target.exists() and not target.is_dir():
+        raise UserError(f"{flag} {path} is a file; give a folder")
+    _check_writable_folder(target, flag, str(path))
+
+
+def _check_writable_folder(folder: Path, flag: str, shown: str) -> None:
+    if folder.is_dir():
+        base = folder
+    else:
+        base = _existing_ancestor(folder)
+        if not base.is_dir():
+            raise UserError(f"{flag} {shown}: {base} is a file, not a folder")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {shown}: cannot write in {base} (permission denied); choose another place")
+
+
+# -- rubrics --------------------------------------------------------------------------------------------------------
+def rubric_option(value: Any, flag: str = "--rubric") -> Any:
+    """The rubric (or checklist) an option names (:meth:`Rubric.coerce`'s rules; a YAML/JSON file
+    may hold a checklist), or None; a bad one is a :class:`UserError` naming the option (a typo
+    would fail every row).
+
+    Example:
+        >>> rubric_option("honesty").name
+        'honesty'
+    """
+    from ..checklist import coerce_criteria
+
+    if value is None:
+        return None
+    try:
+        return coerce_criteria(value)
+    except (ValueError, TypeError) as err:
+        raise UserError(f"{flag}: {err}") from None
 
 
 # -- input files ----------------------------------------------------------------------------------------------
@@ -106,86 +326,126 @@ def add_input_options(parser: argparse.ArgumentParser, *, rubric_help: str | Non
     parser.add_argument("--rubric", default=None, help=rubric_help or
                         "preset name, YAML/JSON file or rubric text (a per-row 'rubric' column takes precedence)")
     parser.add_argument("--reference-column", default=None, help="column with reference answers (default: reference_answer)")
-    parser.add_argument("--batch-size", type=int, default=16, help="rows per evaluator call (and per flush)")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N rows")
+    parser.add_argument("--batch-size", type=positive_int, default=16, help="rows per evaluator call (and per flush)")
+    parser.add_argument("--limit", type=positive_int, default=None, help="only the first N rows")
+    add_skip_option(parser)
 
 
-def read_input(path: str, limit: int | None = None) -> list[dict[str, Any]]:
-    """The rows of an input file; a missing or unreadable file is a :class:`UserError`."""
-    from ..io import read_rows
+def add_skip_option(parser: argparse.ArgumentParser, side: str = "OUT.skipped.jsonl") -> None:
+    parser.add_argument("--skip-bad-rows", action="store_true",
+                        help=f"set malformed input lines aside in {side} (with the reason) and go on; "
+                             "by default the command stops before any work, naming the line")
+
+
+def input_error(err: Exception, side_file: Any = None) -> UserError:
+    """A :class:`~prometheus_reward.io.DataFileError` as a :class:`UserError`, with what to do
+    about malformed lines."""
+    message = str(err)
+    if getattr(err, "bad_lines", None):
+        where = f" in {side_file}" if side_file else ""
+        message += f"; fix the line, or pass --skip-bad-rows to set bad lines aside{where}"
+    return UserError(message)
+
+
+def read_input(path: str, limit: int | None = None, skip_bad_rows: bool = False, output: Any = None):
+    """The rows of an input file (:class:`~prometheus_reward.io.DataRows`); a missing,
+    unreadable or empty file, or a malformed line (unless ``skip_bad_rows``), is a
+    :class:`UserError` naming the file and line."""
+    from ..io import DataFileError, read_data, skipped_path
 
     try:
-        rows = read_rows(path, limit)
-    except (FileNotFoundError, ValueError) as err:
-        raise UserError(str(err)) from None
-    if not rows:
-        raise UserError(f"{path} has no rows")
-    return rows
+        data = read_data(path, limit, skip_bad_rows=skip_bad_rows)
+    except DataFileError as err:
+        raise input_error(err, skipped_path(output) if output else None) from None
+    if not data.rows:
+        if data.bad_lines:
+            raise UserError(f"{path}: no readable rows: all {len(data.bad_lines)} lines are malformed "
+                            f"(first: {data.bad_lines[0].reason})")
+        raise UserError(f"{path}: no rows")
+    return data
 
 
-def pick(row_keys: Iterable[str], wanted: str | None, candidates: Sequence[str], what: str) -> str:
-    """:func:`prometheus_reward.io.pick_column`, with a missing column as a :class:`UserError`."""
+def pick(row_keys: Iterable[str], wanted: str | None, candidates: Sequence[str], what: str,
+         flag: str | None = None) -> str:
+    """:func:`prometheus_reward.io.pick_column`, with a missing column as a :class:`UserError`
+    (naming ``flag`` when the column was asked for by that option)."""
     from ..io import pick_column
 
     try:
         return pick_column(row_keys, wanted, candidates, what)
     except ValueError as err:
-        raise UserError(str(err)) from None
+        raise UserError(f"{flag}: {err}" if wanted and flag else str(err)) from None
 
 
-def read_judge_rows(rows: list[dict[str, Any]], texts: dict[str, tuple[str, Callable[[Any, int, str], str]]],
+def read_judge_rows(rows: Sequence[dict[str, Any]], texts: dict[str, tuple[str, Callable[[Any, int, str], str]]],
                     rubric: Any, reference_column: str | None) -> list[dict[str, Any] | str]:
     """Per input row: the judge's inputs (``texts`` maps a name to its column and reader, plus
-    ``rubric`` and ``reference``), or the row's problem naming the row and field. A problem with
-    ``--rubric`` itself is a :class:`UserError`: it would fail every row."""
+    ``rubric`` and ``reference``), or the row's problem naming the row and field (rows are named
+    by their number in the file, :attr:`DataRows.numbers`). A problem with ``--rubric`` itself
+    is a :class:`UserError`: it would fail every row."""
+    from ..io import DataRows
+
+    data = DataRows.of(rows)
     try:
         rubrics = RubricColumn(rubric)
     except (ValueError, TypeError, OSError) as err:
         raise UserError(f"--rubric: {err}") from None
-    if rubric is None and not any("rubric" in row for row in rows):
+    if rubric is None and not any(row.get("rubric") is not None for row in data):
         raise UserError("give --rubric or a 'rubric' column in the data")
     column = reference_column or "reference_answer"
     out: list[dict[str, Any] | str] = []
-    for index, row in enumerate(rows):
+    for number, row in zip(data.numbers, data.rows):
         try:
-            inputs = {name: read(row.get(col), index, col) for name, (col, read) in texts.items()}
-            inputs["rubric"] = rubrics.resolve(row.get("rubric"), index)
-            inputs["reference"] = reference_for(row.get(column), None, index, column)
+            inputs = {name: read(row.get(col), number, col) for name, (col, read) in texts.items()}
+            inputs["rubric"] = rubrics.resolve(row.get("rubric"), number)
+            inputs["reference"] = reference_for(row.get(column), None, number, column)
             out.append(inputs)
         except RowError as err:
             out.append(str(err))
     return out
 
 
-def judge_in_batches(rows: list[dict[str, Any]], inputs: list[dict[str, Any] | str], batch_size: int, output: str,
+def judge_in_batches(rows: Sequence[dict[str, Any]], inputs: list[dict[str, Any] | str], batch_size: int, output: str,
                      judge_batch: Callable[[list[dict[str, Any]]], list[Any]], unscorable: Callable[[str], Any],
                      desc: str, on_result: Callable[[Any], None]) -> None:
     """Judge the usable rows batch by batch and write every input row (a bad row with its error,
     never dropped) to ``output`` as each batch finishes."""
     from tqdm.auto import tqdm
 
-    from ..io import JsonlWriter
+    from ..io import DataRows, JsonlWriter
 
-    with JsonlWriter(output) as writer, tqdm(total=len(rows), desc=desc, unit="row") as bar:
-        for start in range(0, len(rows), batch_size):
-            span = range(start, min(start + batch_size, len(rows)))
+    data = DataRows.of(rows)
+    with JsonlWriter(output) as writer, tqdm(total=len(data), desc=desc, unit="row") as bar:
+        for start in range(0, len(data), batch_size):
+            span = range(start, min(start + batch_size, len(data)))
             live = [k for k in span if not isinstance(inputs[k], str)]
             results = dict(zip(live, judge_batch([inputs[k] for k in live]) if live else []))
             out = []
             for k in span:
                 result = results[k] if k in results else unscorable(inputs[k])
                 if result.error:
-                    logger.warning("row %d unscorable: %s", k, result.error)
+                    logger.warning("row %d unscorable: %s", data.numbers[k], result.error)
                 on_result(result)
-                out.append({**rows[k], **result.to_dict()})
+                out.append({**data.rows[k], **result.to_dict()})
             writer.write_many(out)
             bar.update(len(span))
+
+
+def set_aside(data: Any, output: Any) -> dict[str, Any]:
+    """Write the malformed lines of ``data`` to ``OUT.skipped.jsonl`` (an old one is replaced or
+    removed) and return the summary rows that count them."""
+    from ..io import skipped_path, write_skipped
+
+    path = write_skipped(skipped_path(output), getattr(data, "bad_lines", []))
+    if path is None:
+        return {}
+    return {"malformed lines set aside": f"{len(data.bad_lines)} -> {path}"}
 
 
 # -- output -----------------------------------------------------------------------------------------------------
 def score_summary_table(title: str, scores: Sequence[int | None], values: Sequence[float | None],
                         extra: dict[str, Any] | None = None):
-    """A rich table: rows, failures, mean score, and a histogram of the integer scores."""
+    """A rich table: rows, failures, mean score, and a histogram of ``scores`` (integers 1-5)."""
     from rich.table import Table
 
     table = Table(title=title, show_header=True)

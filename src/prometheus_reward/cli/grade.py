@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 from typing import Any
 
 from ..rows import require_prompt, require_response
@@ -10,14 +11,24 @@ from .common import (
     add_input_options,
     add_judge_options,
     add_judging_options,
+    check_output,
+    judge_configs,
     judge_from_args,
     judge_in_batches,
-    judging_from_args,
     pick,
     read_input,
     read_judge_rows,
+    rubric_option,
     score_summary_table,
+    set_aside,
 )
+
+# How a grade's number was obtained (Grade.source), as the summary shows it.
+SOURCES = {
+    "parsed": "scored from the evaluator's [RESULT] (parsed)",
+    "forced": "scored from a forced [RESULT] (the evaluator wrote none)",
+    "direct": "scored in one forward pass (direct)",
+}
 
 
 def make_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -36,30 +47,86 @@ def main(args: argparse.Namespace) -> int:
 
     from ..grades import Grade
 
-    rows = read_input(args.input, args.limit)
-    instruction_col = pick(rows[0], args.instruction_column, ("instruction", "prompt", "question"), "instruction")
-    response_col = pick(rows[0], args.response_column, ("response", "completion", "answer"), "response")
+    # everything the user typed is checked before the model loads
+    judge_config, judging = judge_configs(args)
+    check_output(args.output, inputs=[args.input])
+    rubric = rubric_option(args.rubric)
+    rows = read_input(args.input, args.limit, args.skip_bad_rows, args.output)
+    instruction_col = pick(rows[0], args.instruction_column, ("instruction", "prompt", "question"), "instruction",
+                           "--instruction-column")
+    response_col = pick(rows[0], args.response_column, ("response", "completion", "answer"), "response",
+                        "--response-column")
     inputs = read_judge_rows(rows, {"instruction": (instruction_col, require_prompt),
-                                    "response": (response_col, require_response)}, args.rubric, args.reference_column)
-    judging = judging_from_args(args)
-    judge = judge_from_args(args)
-    scores: list[int | None] = []
-    values: list[float | None] = []
-    truncated = [0]
+                                    "response": (response_col, require_response)}, rubric, args.reference_column)
+    judge = judge_from_args(args, config=judge_config)
+    aside = set_aside(rows, args.output)
+    grades: list[Grade] = []
 
     def judge_batch(batch: list[dict[str, Any]]) -> list[Grade]:
         return judge.grade([r["instruction"] for r in batch], [r["response"] for r in batch],
-                           [r["rubric"] for r in batch], [r["reference"] for r in batch], mode=judging.mode,
-                           samples=judging.samples, errors="return", **judging.sampling_overrides())
-
-    def count(grade: Grade) -> None:
-        scores.append(grade.score)
-        values.append(grade.value)
-        truncated[0] += grade.truncated
+                           [r["rubric"] for r in batch], [r["reference"] for r in batch], errors="return",
+                           **judging.grade_options())
 
     judge_in_batches(rows, inputs, args.batch_size, args.output, judge_batch, lambda problem: Grade(error=problem),
-                     "grading", count)
-    Console().print(score_summary_table(
-        f"{args.output} ({judge.model_id}, mode={judging.mode})", scores, values, {"truncated": truncated[0]}
+                     "grading", grades.append)
+    console = Console()
+    values = [g.value for g in grades]
+    console.print(score_summary_table(
+        f"{args.output} ({judge.model_id}, mode={judging.mode})",
+        [None if v is None else min(5, max(1, round(v))) for v in values], values, {**provenance(grades), **aside},
     ))
+    if any(g.items for g in grades):
+        console.print(checklist_table(grades))
+    forced = sum(g.value is not None and g.forced for g in grades)
+    if forced:
+        console.print(f"[yellow]note: {forced} row{'s were' if forced > 1 else ' was'} scored from a forced [RESULT] "
+                      "(the evaluator wrote none; a distribution read after an appended marker): their rows say "
+                      "\"forced\": true[/yellow]", markup=True, highlight=False)
     return 0
+
+
+def checklist_table(grades: list[Any]):
+    """Per checklist item (explicit aggregation): its weight, mean 1-5 value over the rows that
+    have it, and how many rows scored it, so the weak or gamed criterion stands out."""
+    from rich.table import Table
+
+    table = Table(title="checklist items (explicit aggregation)")
+    for column in ("item", "weight", "mean (1-5)", "scored", "unscorable", "criterion"):
+        table.add_column(column, justify="left" if column in ("item", "criterion") else "right")
+    seen: dict[str, dict[str, Any]] = {}
+    for grade in grades:
+        for item in grade.items or []:
+            entry = seen.setdefault(item["id"], {"weight": item["weight"], "criterion": item["criterion"], "values": [],
+                                                 "unscorable": 0})
+            if item["value"] is None:
+                entry["unscorable"] += 1
+            else:
+                entry["values"].append(item["value"])
+    for item_id, entry in seen.items():
+        values = entry["values"]
+        criterion = entry["criterion"] if len(entry["criterion"]) <= 60 else entry["criterion"][:57] + "..."
+        table.add_row(item_id, f"{entry['weight']:g}", f"{sum(values) / len(values):.2f}" if values else "n/a",
+                      str(len(values)), str(entry["unscorable"]), criterion)
+    return table
+
+
+def provenance(grades: list[Any]) -> dict[str, Any]:
+    """Summary rows: scored rows by source (``Grade.source``; forced ones highlighted) and the
+    mean score mass (the probability the evaluator put on the score tokens).
+
+    Example:
+        >>> from prometheus_reward.grades import Grade
+        >>> rows = provenance([Grade(score=4, source="parsed", score_mass=0.9), Grade(expected=3.0, source="forced",
+        ...                    score_mass=0.5)])
+        >>> rows["mean score mass"], rows[SOURCES["forced"]]
+        ('0.700', '[yellow]1[/yellow]')
+    """
+    scored = [g for g in grades if g.value is not None]
+    by_source = Counter(g.source for g in scored)
+    out: dict[str, Any] = {}
+    for source, label in SOURCES.items():
+        count = by_source.get(source, 0)
+        out[label] = f"[yellow]{count}[/yellow]" if source == "forced" and count else str(count)
+    masses = [g.score_mass for g in grades if g.score_mass is not None]
+    out["mean score mass"] = f"{sum(masses) / len(masses):.3f}" if masses else "n/a"
+    return out

@@ -8,8 +8,22 @@ from pathlib import Path
 from typing import Any
 
 from ..config import RerankConfig
-from ..labeling import SKIP_KINDS, LabelSummary, label_preferences, margin_histogram
-from .common import add_cache_options, add_judge_options, add_judging_options, add_options, config_from, judge_from_args, judging_from_args
+from ..labeling import SKIP_KINDS, LabelSummary, label_preferences, margin_histogram, resolve_format
+from .common import (
+    UserError,
+    add_cache_options,
+    add_judge_options,
+    add_judging_options,
+    add_options,
+    add_skip_option,
+    check_output,
+    config_from,
+    judge_configs,
+    judge_from_args,
+    positive_int,
+    read_input,
+    rubric_option,
+)
 
 
 def make_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -31,10 +45,11 @@ def make_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--inconsistent", default="keep", choices=["keep", "skip"],
                    help="pairs whose two presentation orders disagree")
     p.add_argument("--min-margin", type=float, default=0.0, help="|margin| at or below this is a tie")
-    p.add_argument("--batch-size", type=int, default=16, help="rows per judge call and per fsynced write")
-    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--batch-size", type=positive_int, default=16, help="rows per judge call and per fsynced write")
+    p.add_argument("--limit", type=positive_int, default=None, help="only the first N rows")
     p.add_argument("--overwrite", action="store_true", help="start over instead of resuming")
     p.add_argument("--summary-json", default=None, help="also write the summary as JSON here")
+    add_skip_option(p, "OUT.skipped.jsonl (skip_reason: unreadable; a resumed run reads them again)")
     add_options(p, RerankConfig, "ranking of list inputs (best-vs-worst)", skip=("strategy", "ranking"))
     add_cache_options(p)
     add_judge_options(p)
@@ -48,20 +63,45 @@ def main(args: argparse.Namespace) -> int:
 
     columns = {k: v for k, v in {"prompt": args.prompt_column, "a": args.a_column, "b": args.b_column,
                                    "responses": args.responses_column}.items() if v}
-    judging = judging_from_args(args)
+    # everything the user typed is checked before the model loads
+    judge_config, judging = judge_configs(args)
     rerank = config_from(RerankConfig, args)
-    judge = judge_from_args(args, cached=True)
+    check_output(args.output, inputs=[args.input])
+    if args.summary_json:
+        check_output(args.summary_json, "--summary-json", inputs=[args.input, args.output])
+    rubric = rubric_option(args.rubric)
+    data = read_input(args.input, args.limit, args.skip_bad_rows, args.output)
+    check_columns(data.rows[0], args.input_format, columns)
+    if rubric is None and not any(row.get("rubric") is not None for row in data):
+        raise UserError("give --rubric or a 'rubric' column in the data")
+    judge = judge_from_args(args, cached=True, config=judge_config)
     summary = label_preferences(
-        args.input, judge, args.rubric, output=args.output, mode=judging.mode, method=args.method,
+        data, judge, rubric, output=args.output, mode=judging.mode, method=args.method,
         list_pairs=args.list_pairs, tournament=rerank.tournament, inconsistent=args.inconsistent,
         min_margin=args.min_margin, samples=judging.samples, batch_size=args.batch_size,
         input_format=args.input_format, columns=columns, reference_column=args.reference_column,
-        overwrite=args.overwrite, limit=args.limit, **judging.sampling_overrides(),
+        overwrite=args.overwrite, **judging.sampling_overrides(),
     )
     Console(stderr=True).print(summary_table(summary))
     if args.summary_json:
         Path(args.summary_json).write_text(json.dumps(summary.to_dict(), indent=2))
     return 0
+
+
+_COLUMN_FLAGS = {"prompt": "--prompt-column", "a": "--a-column", "b": "--b-column", "responses": "--responses-column"}
+
+
+def check_columns(row: dict[str, Any], input_format: str | None, columns: dict[str, str]) -> None:
+    """The input format can be told from the columns (or is given), and every column named by an
+    option exists: otherwise every row would be skipped one by one."""
+    for name, column in columns.items():
+        if column not in row:
+            raise UserError(f"{_COLUMN_FLAGS[name]}: column {column!r} is not in the data (columns: {', '.join(row)})")
+    try:
+        resolve_format(row, input_format, columns)
+    except ValueError as err:
+        raise UserError(f"{err}; name the columns with --prompt-column, --a-column/--b-column or "
+                        "--responses-column, or the format with --format") from None
 
 
 def summary_table(summary: LabelSummary):

@@ -10,7 +10,19 @@ from typing import Any
 
 from ..metaeval import BENCHMARKS, load_benchmark, meta_evaluate, write_reports
 from ..metaeval import RUN_FILE, PREDICTIONS_FILE, protocols_for
-from .common import UserError, add_judge_options, add_judging_options, judge_from_args, judging_from_args
+from .common import (
+    UserError,
+    add_judge_options,
+    add_judging_options,
+    add_skip_option,
+    check_output_dir,
+    input_error,
+    judge_configs,
+    judge_from_args,
+    non_negative_int,
+    positive_int,
+    rubric_option,
+)
 
 
 def make_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -25,16 +37,19 @@ def make_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="the benchmark file, or a folder holding its usual file name (e.g. vicuna_eval.json); "
                              "default: the pinned upstream file, downloaded once into the cache (checksum-checked)")
     parser.add_argument("--output-dir", required=True, help="where results.json, results.md, plots and predictions go")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N rows / pairs")
+    parser.add_argument("--limit", type=positive_int, default=None, help="only the first N rows / pairs")
     parser.add_argument("--protocol", choices=["absolute", "relative", "both"], default=None,
                         help="pairwise sets: grade each response alone, compare them, or both "
                              "(default: both for hhh, relative for autoj and custom)")
     parser.add_argument("--rubric", default=None,
                         help="rubric for sets without their own (autoj, custom rows without a 'rubric' column)")
-    parser.add_argument("--batch-size", type=int, default=16, help="rows per judge call (the progress bar moves per call)")
-    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% intervals (0: none)")
+    parser.add_argument("--batch-size", type=positive_int, default=16,
+                        help="rows per judge call (the progress bar moves per call)")
+    parser.add_argument("--bootstrap", type=non_negative_int, default=1000,
+                        help="bootstrap resamples for the 95%% intervals (0: none)")
     parser.add_argument("--bootstrap-seed", type=int, default=0)
     parser.add_argument("--no-plots", action="store_true")
+    add_skip_option(parser, "DIR/predictions.skipped.jsonl")
     parser.add_argument("--resume", action="store_true", help="keep the rows already in DIR/predictions.jsonl")
     parser.add_argument("--from-predictions", action="store_true",
                         help="no judging: recompute results and plots from DIR/predictions.jsonl and DIR/run.json")
@@ -48,7 +63,7 @@ def make_parser(subparsers: Any) -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from ..io import iter_jsonl
+    from ..io import DataFileError, iter_jsonl, skipped_path, write_skipped
 
     out_dir = Path(args.output_dir)
     if args.from_predictions:
@@ -61,18 +76,29 @@ def main(args: argparse.Namespace) -> int:
         return 0
     if not args.benchmark:
         raise UserError("--benchmark is required (unless --from-predictions)")
-    judging = judging_from_args(args)
+    # everything the user typed is checked before the model loads
+    judge_config, judging = judge_configs(args)
+    check_output_dir(out_dir)
+    rubric = rubric_option(args.rubric)
+    side = skipped_path(out_dir / PREDICTIONS_FILE)
     # Load (and validate) the data before the model: a bad row fails in seconds, naming row and field.
-    bench = load_benchmark(args.benchmark, args.data, args.limit, args.rubric)
+    try:
+        bench = load_benchmark(args.benchmark, args.data, args.limit, rubric, skip_bad_rows=args.skip_bad_rows)
+    except DataFileError as err:
+        raise input_error(err, side) from None
     protocols = protocols_for(args.benchmark, bench.kind, args.protocol)
-    judge = judge_from_args(args)
+    judge = judge_from_args(args, config=judge_config)
+    written = write_skipped(side, bench.bad_lines)
     result = meta_evaluate(
         judge, bench, out_dir, mode=judging.mode, samples=judging.samples, protocols=protocols,
         batch_size=args.batch_size, overrides=judging.sampling_overrides(), n_resamples=args.bootstrap,
         seed=args.bootstrap_seed, plots=not args.no_plots, resume=args.resume,
-        run_info={"limit": args.limit, "adapter": args.adapter, "model_arg": args.model},
+        run_info={"limit": args.limit, "adapter": args.adapter, "model_arg": args.model,
+                  "malformed_lines_set_aside": len(bench.bad_lines)},
     )
     _print_summary(Console(), result, out_dir)
+    if written:
+        Console().print(f"set aside {len(bench.bad_lines)} malformed line(s) of {bench.path} -> {written}")
     return 0
 
 

@@ -9,7 +9,17 @@ import os
 from typing import Any
 
 from ..config import RewardConfig, options
-from .common import add_judge_options, add_judging_options, add_options, config_from, judge_from_args, judging_from_args
+from .common import (
+    UserError,
+    add_judge_options,
+    add_judging_options,
+    add_options,
+    config_from,
+    judge_configs,
+    judge_from_args,
+    positive_int,
+    rubric_option,
+)
 
 logger = logging.getLogger("prometheus_reward.server")
 
@@ -23,6 +33,17 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _port(text: str) -> int:
+    """An argparse type: a TCP port (0 lets the system choose)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, got {value}")
+    return value
+
+
 def make_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("serve", help="serve rewards over HTTP (OpenRLHF /get_reward, /grade, /compare)")
     add_judge_options(parser)
@@ -31,7 +52,7 @@ def make_parser(subparsers: Any) -> argparse.ArgumentParser:
     add_options(parser, RewardConfig, "rewards", skip=[o.name for o in options(RewardConfig) if o.name not in ("rubric", "normalize")])
     group = parser.add_argument_group("server")
     group.add_argument("--host", default="127.0.0.1", help="listen address (loopback by default)")
-    group.add_argument("--port", type=int, default=8000)
+    group.add_argument("--port", type=_port, default=8000)
     group.add_argument("--unscorable-reward", type=float, default=None,
                        help="reward sent to OpenRLHF for unscorable rows, flagged in extra_logs (default: the "
                             "normaliser's neutral value, a score of 3)")
@@ -39,13 +60,13 @@ def make_parser(subparsers: Any) -> argparse.ArgumentParser:
                        help="ignore OpenRLHF labels instead of using them as reference answers")
     group.add_argument("--token", default=None,
                        help="require 'Authorization: Bearer TOKEN' (or set PROMETHEUS_REWARD_TOKEN)")
-    group.add_argument("--max-batch-rows", type=int, default=64, help="rows merged into one judge call")
-    group.add_argument("--max-merge-tokens", type=int, default=65536,
+    group.add_argument("--max-batch-rows", type=positive_int, default=64, help="rows merged into one judge call")
+    group.add_argument("--max-merge-tokens", type=positive_int, default=65536,
                        help="estimated tokens merged into one judge call (--max-batch-tokens is the backend's budget)")
     group.add_argument("--max-wait-ms", type=float, default=10.0, help="how long a batch waits to fill")
-    group.add_argument("--workers", type=int, default=None,
+    group.add_argument("--workers", type=positive_int, default=None,
                        help="judge calls in parallel (default 1 for a local model, 4 for HTTP upstreams)")
-    group.add_argument("--max-request-rows", type=int, default=4096)
+    group.add_argument("--max-request-rows", type=positive_int, default=4096)
     group.add_argument("--max-body-mb", type=float, default=16.0)
     group.add_argument("--log-level", default="warning", help="uvicorn log level")
     parser.set_defaults(func=main)
@@ -57,15 +78,22 @@ def main(args: argparse.Namespace) -> int:
 
     from ..server import ServerConfig, create_app
 
+    # everything the user typed is checked before the model loads
+    judge_config, judging = judge_configs(args)
+    reward = config_from(RewardConfig, args)
+    rubric = rubric_option(reward.rubric)
+    if args.max_wait_ms < 0:
+        raise UserError(f"--max-wait-ms must be 0 or more, got {args.max_wait_ms}")
+    if not args.max_body_mb > 0:
+        raise UserError(f"--max-body-mb must be positive, got {args.max_body_mb}")
     token = args.token or os.environ.get("PROMETHEUS_REWARD_TOKEN") or None
     if not _is_loopback(args.host) and not token:
         logger.warning("serving on %s without a bearer token: anyone who can reach it can use the judge", args.host)
-    judge = judge_from_args(args)
+    judge = judge_from_args(args, config=judge_config)
     remote = bool(args.base_urls)
-    reward = config_from(RewardConfig, args)
     config = ServerConfig(
-        judging=judging_from_args(args),
-        rubric=reward.rubric,
+        judging=judging,
+        rubric=rubric,
         normalize=reward.normalize,
         unscorable_reward=args.unscorable_reward,
         labels_as_reference=not args.no_labels_as_reference,

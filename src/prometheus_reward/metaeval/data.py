@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
+from ..io import DataFileError, DataRows
 from ..rubric import Rubric
 
 BENCHMARKS: tuple[str, ...] = ("vicuna", "mt_bench", "hhh", "autoj", "custom")
@@ -60,8 +61,9 @@ AUTOJ_RUBRIC = Rubric(
 )
 
 
-class DataError(ValueError):
-    """A benchmark or custom row that cannot be used, naming the file, row and field."""
+class DataError(DataFileError):
+    """A benchmark or custom row that cannot be used, naming the file, row and field (also a
+    file that cannot be read: a :class:`~prometheus_reward.io.DataFileError`)."""
 
 
 @dataclass
@@ -158,6 +160,7 @@ class Benchmark:
     kind: Kind
     path: str
     items: list[Any] = field(default_factory=list)
+    bad_lines: list[Any] = field(default_factory=list)  # malformed lines set aside (skip_bad_rows)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -181,16 +184,25 @@ def resolve_path(benchmark: str, data: str | Path) -> Path:
     return path
 
 
-def _read(path: Path, limit: int | None) -> list[dict[str, Any]]:
-    from ..io import read_rows
+def _read(path: Path, limit: int | None, skip_bad_rows: bool = False) -> DataRows:
+    """The rows of a benchmark file through the one reader (:func:`prometheus_reward.io.read_data`):
+    rows keep their numbers in the file, so item ids stay stable when lines are set aside."""
+    from ..io import read_data
 
     try:
-        rows = read_rows(path, limit)
-    except (ValueError, TypeError) as err:  # datasets/arrow: mixed column types and the like
-        raise DataError(f"{path}: cannot read rows: {err}") from err
+        rows = read_data(path, limit, skip_bad_rows=skip_bad_rows)
+    except DataFileError as err:
+        raise DataError(str(err), err.bad_lines) from err
     if not rows:
+        if rows.bad_lines:
+            raise DataError(f"{path}: no readable rows: all {len(rows.bad_lines)} lines are malformed "
+                            f"(first: {rows.bad_lines[0].reason})")
         raise DataError(f"{path} has no rows")
     return rows
+
+
+def _numbered(rows: DataRows) -> Any:
+    return zip(rows.numbers, rows.rows)
 
 
 def _text(row: dict[str, Any], name: str, where: str, optional: bool = False) -> str | None:
@@ -217,11 +229,11 @@ def _split(text: str, where: str, name: str) -> AbsoluteFields:
         raise DataError(f"{where}: field '{name}' is not a rendered absolute prompt: {err}") from err
 
 
-def load_gpt4_graded(path: Path, name: str, limit: int | None = None) -> Benchmark:
+def load_gpt4_graded(path: Path, name: str, limit: int | None = None, skip_bad_rows: bool = False) -> Benchmark:
     """Vicuna / MT-Bench: ``instruction`` (rendered prompt), ``gpt4_score`` (3 GPT-4 runs)."""
-    rows = _read(path, limit)
-    bench = Benchmark(name, "absolute", str(path))
-    for i, row in enumerate(rows):
+    rows = _read(path, limit, skip_bad_rows)
+    bench = Benchmark(name, "absolute", str(path), bad_lines=rows.bad_lines)
+    for i, row in _numbered(rows):
         where = f"{path.name} row {i}"
         prompt = _text(row, "instruction", where)
         _split(prompt, where, "instruction")  # fail early on a row that is not a rendered prompt
@@ -230,13 +242,13 @@ def load_gpt4_graded(path: Path, name: str, limit: int | None = None) -> Benchma
     return bench
 
 
-def load_hhh(path: Path, limit: int | None = None) -> Benchmark:
+def load_hhh(path: Path, limit: int | None = None, skip_bad_rows: bool = False) -> Benchmark:
     """HHH Alignment: ``chosen_instruction`` / ``rejected_instruction`` (rendered prompts over the
     same dialogue and rubric), ``source``. Response 1 is the chosen one (label 0); relative
     grading judges both orders, so that placement carries no bias."""
-    rows = _read(path, limit)
-    bench = Benchmark("hhh", "pairwise", str(path))
-    for i, row in enumerate(rows):
+    rows = _read(path, limit, skip_bad_rows)
+    bench = Benchmark("hhh", "pairwise", str(path), bad_lines=rows.bad_lines)
+    for i, row in _numbered(rows):
         where = f"{path.name} row {i}"
         chosen_text = _text(row, "chosen_instruction", where)
         rejected_text = _text(row, "rejected_instruction", where)
@@ -265,13 +277,13 @@ def _label(value: Any, where: str) -> int:
     raise DataError(f"{where}: field 'label' must be 0/1/2 or 'A'/'B'/'tie', got {value!r}")
 
 
-def load_autoj(path: Path, limit: int | None = None, rubric: Any = None) -> Benchmark:
+def load_autoj(path: Path, limit: int | None = None, rubric: Any = None, skip_bad_rows: bool = False) -> Benchmark:
     """Auto-J pairwise: ``prompt``, ``response 1``, ``response 2``, ``label`` (0, 1, 2 = tie),
     ``scenario``. Rubric: :data:`AUTOJ_RUBRIC` unless one is given."""
-    rows = _read(path, limit)
-    bench = Benchmark("autoj", "pairwise", str(path))
+    rows = _read(path, limit, skip_bad_rows)
+    bench = Benchmark("autoj", "pairwise", str(path), bad_lines=rows.bad_lines)
     rub = AUTOJ_RUBRIC if rubric is None else rubric
-    for i, row in enumerate(rows):
+    for i, row in _numbered(rows):
         where = f"{path.name} row {i}"
         bench.items.append(PairItem(
             i, _text(row, "prompt", where), _text(row, "response 1", where), _text(row, "response 2", where),
@@ -280,7 +292,7 @@ def load_autoj(path: Path, limit: int | None = None, rubric: Any = None) -> Benc
     return bench
 
 
-def load_custom(path: Path, limit: int | None = None, rubric: Any = None) -> Benchmark:
+def load_custom(path: Path, limit: int | None = None, rubric: Any = None, skip_bad_rows: bool = False) -> Benchmark:
     """The custom JSONL format (see ``docs/meta_evaluation.md``).
 
     Absolute rows: ``instruction``, ``response``, ``gold_score`` (1-5 or a list of 1-5 scores,
@@ -290,17 +302,17 @@ def load_custom(path: Path, limit: int | None = None, rubric: Any = None) -> Ben
     0/1/2), optional ``rubric`` and ``reference_answer``. Any row may carry a ``group``.
     A per-row ``rubric`` overrides ``rubric`` (the ``--rubric`` option).
     """
-    rows = _read(path, limit)
+    rows = _read(path, limit, skip_bad_rows)
     keys = set(rows[0])
     if "gold_score" in keys and "label" in keys:
         raise DataError(f"{path}: rows have both 'gold_score' and 'label'; a file is either absolute or pairwise")
     if "gold_score" in keys:
-        bench = Benchmark("custom", "absolute", str(path))
+        bench = Benchmark("custom", "absolute", str(path), bad_lines=rows.bad_lines)
     elif "label" in keys:
-        bench = Benchmark("custom", "pairwise", str(path))
+        bench = Benchmark("custom", "pairwise", str(path), bad_lines=rows.bad_lines)
     else:
-        raise DataError(f"{path} row 0: needs 'gold_score' (absolute) or 'label' (pairwise)")
-    for i, row in enumerate(rows):
+        raise DataError(f"{path} row {rows.numbers[0]}: needs 'gold_score' (absolute) or 'label' (pairwise)")
+    for i, row in _numbered(rows):
         where = f"{path.name} row {i}"
         row_rubric = row.get("rubric") if row.get("rubric") is not None else rubric
         if isinstance(row_rubric, dict):
@@ -339,13 +351,15 @@ def _check_rubric(value: Any, where: str) -> None:
 
 
 def load_benchmark(benchmark: str, data: str | Path | None = None, limit: int | None = None,
-                   rubric: Any = None) -> Benchmark:
+                   rubric: Any = None, skip_bad_rows: bool = False) -> Benchmark:
     """Load one of :data:`BENCHMARKS` from ``data`` (file, or folder with the usual file name).
 
     ``data=None``: the pinned upstream file, downloaded once and checked by SHA-256 (see
     :func:`prometheus_reward.metaeval.download.resolve_benchmark_data`).
     ``rubric`` replaces the default rubric where the set has none of its own (Auto-J, custom).
-    Bad rows raise :class:`DataError` naming the file, row and field, before any judging.
+    Bad rows raise :class:`DataError` naming the file, row and field, before any judging; a
+    malformed line of a JSON Lines file names the file and line, or, with ``skip_bad_rows``, is
+    set aside in ``Benchmark.bad_lines`` (item ids stay the rows' numbers in the file).
     """
     if benchmark not in BENCHMARKS:
         raise DataError(f"unknown benchmark {benchmark!r}; choose one of {', '.join(BENCHMARKS)}")
@@ -357,12 +371,12 @@ def load_benchmark(benchmark: str, data: str | Path | None = None, limit: int | 
         data = resolve_benchmark_data(benchmark)
     path = resolve_path(benchmark, data)
     if benchmark in ("vicuna", "mt_bench"):
-        return load_gpt4_graded(path, benchmark, limit)
+        return load_gpt4_graded(path, benchmark, limit, skip_bad_rows)
     if benchmark == "hhh":
-        return load_hhh(path, limit)
+        return load_hhh(path, limit, skip_bad_rows)
     if benchmark == "autoj":
-        return load_autoj(path, limit, rubric)
-    return load_custom(path, limit, rubric)
+        return load_autoj(path, limit, rubric, skip_bad_rows)
+    return load_custom(path, limit, rubric, skip_bad_rows)
 
 
 def groups_of(items: Sequence[Any]) -> list[str | None]:
