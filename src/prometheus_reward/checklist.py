@@ -26,14 +26,18 @@ Example:
     ...     {"criterion": "States the dose in milligrams", "category": "essential"},
     ...     {"criterion": "Suggests stopping treatment without a doctor", "category": "pitfall"}]})
     >>> [(i.id, i.weight) for i in c.items]
-    [('states_the_dose_in_milligrams', 1.0), ('suggests_stopping_treatment_without', -0.9)]
+    [('states_the_dose_in_milligrams', 5.0), ('suggests_stopping_treatment_without', -2.0)]
     >>> round(c.aggregate([5, 1]), 3), c.aggregate([5, 5]) < c.aggregate([5, 1])
-    (0.526, True)
+    (0.714, True)
+
+RaR's own rows (``{"title", "description", "weight"}`` items, as in ``ScaleAI/RaR-Medicine``'s
+``rubric`` column) are read as they are: the description is the criterion, the title its id.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,9 +47,9 @@ import yaml
 
 from .rubric import Rubric
 
-# Default weights per category, after RaR's Essential / Important / Optional / Pitfall; an item's
-# explicit ``weight`` always wins.
-CATEGORY_WEIGHTS: dict[str, float] = {"essential": 1.0, "important": 0.7, "optional": 0.3, "pitfall": -0.9}
+# Default weights per category, on the scale of RaR's data (Essential 5, Important 3-4, Optional
+# 1-2, Pitfall -1 to -2); an item's explicit ``weight`` always wins.
+CATEGORY_WEIGHTS: dict[str, float] = {"essential": 5.0, "important": 3.0, "optional": 1.0, "pitfall": -2.0}
 AGGREGATIONS: tuple[str, ...] = ("explicit", "implicit")
 
 GENERIC_SCALE: tuple[str, str, str, str, str] = (
@@ -106,7 +110,7 @@ class ChecklistItem:
         if not isinstance(data, Mapping):
             raise ValueError(f"{where}: a checklist item is a criterion text or a mapping, got {type(data).__name__}")
         data = {k: v for k, v in data.items() if v is not None}
-        criterion = data.get("criterion", data.get("criteria"))
+        criterion = data.get("criterion", data.get("criteria", data.get("description")))
         if criterion is None:
             raise ValueError(f"{where}: a checklist item needs a 'criterion'")
         category = data.get("category")
@@ -126,7 +130,8 @@ class ChecklistItem:
             descriptions = tuple(descriptions)
             if len(descriptions) != 5 or not all(isinstance(d, str) and d for d in descriptions):
                 raise ValueError(f"{where}: 'descriptions' must be five texts (scores 1 to 5)")
-        return cls(str(criterion), weight, category, descriptions, str(data.get("id") or ""))
+        item_id = data.get("id") or (_slug(str(data["title"])) if data.get("title") else "")
+        return cls(str(criterion), weight, category, descriptions, str(item_id))
 
 
 @dataclass(frozen=True)
@@ -222,7 +227,7 @@ class Checklist:
             raw, options = data, {}
         if not isinstance(raw, (list, tuple)):
             raise ValueError("a checklist needs 'items': a list of criteria")
-        items = tuple(ChecklistItem.from_dict(item, f"item {k}") for k, item in enumerate(raw))
+        items = _dedupe_ids([ChecklistItem.from_dict(item, f"item {k}") for k, item in enumerate(raw)])
         return cls(items, name, **options)
 
     @classmethod
@@ -242,11 +247,26 @@ def is_checklist_data(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(v, (str, Mapping)) for v in value)
 
 
+def _dedupe_ids(items: Sequence[ChecklistItem]) -> tuple[ChecklistItem, ...]:
+    """Unique ids (RaR titles repeat sometimes): a repeated id gets ``_2``, ``_3``..."""
+    seen: dict[str, int] = {}
+    out = []
+    for item in items:
+        count = seen.get(item.id, 0) + 1
+        seen[item.id] = count
+        if count > 1:
+            item = ChecklistItem(item.criterion, item.weight, item.category, item.descriptions, f"{item.id}_{count}")
+        out.append(item)
+    return tuple(out)
+
+
 def coerce_criteria(value: Any) -> Rubric | Checklist:
     """Whatever a user may pass as a rubric, checklists included: a Rubric or Checklist, a mapping
     or list describing either, a YAML/JSON file holding either, a preset name, or rubric text."""
     if isinstance(value, (Rubric, Checklist)):
         return value
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
     if is_checklist_data(value):
         return Checklist.from_dict(value)
     if isinstance(value, str) and value.strip().endswith((".yaml", ".yml", ".json")) and "\n" not in value:

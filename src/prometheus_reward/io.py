@@ -463,6 +463,10 @@ def load_train_dataset(name: str | None, config: str | None = None, split: str =
         dataset = load_dataset(fmt, data_files=str(path), split="train")
     else:
         dataset = load_dataset(name, name=config, split=split)
+    if "prompt" in required and "prompt" not in dataset.column_names and "question" in dataset.column_names:
+        # RaR's data (ScaleAI/RaR-Medicine, -Science) names its prompts "question"
+        logger.info("%s: using the 'question' column as 'prompt'", name)
+        dataset = dataset.rename_column("question", "prompt")
     missing = [c for c in required if c not in dataset.column_names]
     if missing:
         raise ValueError(f"{name}: no {', '.join(repr(c) for c in missing)} column (columns: {', '.join(dataset.column_names)})")

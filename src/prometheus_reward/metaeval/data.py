@@ -344,8 +344,10 @@ def load_custom(path: Path, limit: int | None = None, rubric: Any = None, skip_b
 def _check_rubric(value: Any, where: str) -> None:
     if value is None:
         raise DataError(f"{where}: field 'rubric' is missing; give a 'rubric' column or --rubric")
+    from ..checklist import coerce_criteria
+
     try:
-        Rubric.coerce(value)
+        coerce_criteria(value)  # meta-eval's custom sets accept checklists too
     except (ValueError, TypeError) as err:
         raise DataError(f"{where}: field 'rubric' is invalid: {err}") from err
 

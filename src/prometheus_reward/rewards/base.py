@@ -20,7 +20,7 @@ from typing import Any, Callable, Generator, Mapping, Sequence
 from ..config import JudgeConfig, JudgingConfig, from_mapping
 from ..judge import Judge
 from ..rows import RowError, RubricColumn, column, reference_for, require_prompt, require_response
-from ..rubric import Rubric
+from ..checklist import coerce_criteria
 
 logger = logging.getLogger("prometheus_reward.rewards")
 
@@ -90,7 +90,7 @@ class RewardRows:
     prompts: list[Any]
     instructions: list[str | None]
     responses: list[str | None]
-    rubrics: list[Rubric | None]
+    rubrics: list[Any]
     references: list[str | None]
     errors: list[str | None]
     extras: dict[str, Any] = field(default_factory=dict)
@@ -138,7 +138,7 @@ class JudgedReward:
         self._judge: Any = None if isinstance(judge, (str, Mapping, JudgeConfig)) else judge
         self._judge_config = judge_config_of(judge)
         # The default rubric is coerced now, so that a typo fails at construction, not mid-training.
-        self.rubric: Rubric | None = None if rubric is None else Rubric.coerce(rubric)
+        self.rubric: Any = None if rubric is None else coerce_criteria(rubric)  # a Rubric or a Checklist
         self.reference_answer = reference_answer
         self.fallback = None if fallback is None else float(fallback)
         self.timeout = timeout

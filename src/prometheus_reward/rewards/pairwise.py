@@ -63,6 +63,41 @@ def tournament_pairs(members: Sequence[int], k: int | None, seed: str = "") -> l
     return sorted(pairs)
 
 
+def tournament_strengths(groups: Any, matches: Sequence[tuple[int, int]], prefs: Sequence[Preference | None],
+                         n: int) -> tuple[list[float | None], dict[int, int], list[bool]]:
+    """Each row's within-group strength from its matches: soft wins (row i beat row j with weight
+    p(i better than j), both orders averaged), a Bradley-Terry fit per group
+    (:func:`prometheus_reward.rerank.bradley_terry`), and the fitted probability of beating a
+    random other member of the group (in (0, 1): 0.5 is average). An unscorable match drops out of
+    the fit rather than counting as a loss; a row with no scored match gets None. Returns
+    (strength per row, matches scored per row, each scored match's order consistency)."""
+    from ..rerank import bradley_terry
+
+    probs: list[float | None] = [None] * n
+    played: dict[int, int] = defaultdict(int)
+    consistent: list[bool] = []
+    for members in groups:
+        members = list(members)
+        index = {row: k for k, row in enumerate(members)}
+        wins = [[0.0] * len(members) for _ in members]
+        for (i, j), pref in zip(matches, prefs):
+            if i not in index or pref is None or pref.prob_a is None or not math.isfinite(pref.prob_a):
+                continue
+            wins[index[i]][index[j]] += pref.prob_a
+            wins[index[j]][index[i]] += 1.0 - pref.prob_a
+            played[i] += 1
+            played[j] += 1
+            consistent.append(pref.consistent)
+        scored = [k for k, row in enumerate(members) if played[row]]
+        if len(scored) < 2:
+            continue
+        strengths = bradley_terry([[wins[a][b] for b in scored] for a in scored])
+        for a, s_a in zip(scored, strengths):
+            others = [s_b for b, s_b in zip(scored, strengths) if b != a]
+            probs[members[a]] = sum(1.0 / (1.0 + math.exp(s_b - s_a)) for s_b in others) / len(others)
+    return probs, played, consistent
+
+
 def tournament_judgments(group_size: int, k: int | None) -> int:
     """Evaluator calls one group of ``group_size`` completions costs: every comparison is judged in
     both orders, so ``2 * group_size * (group_size - 1) / 2`` for all pairs, or
@@ -300,8 +335,6 @@ class GroupPairwiseReward(PairwiseReward):
     def _steps(self, prompts: Sequence[Any] | None, completions: Sequence[Any], kwargs: Mapping[str, Any]) -> Steps:
         if self.anchor != "tournament":
             return (yield from super()._steps(prompts, completions, kwargs))
-        from ..rerank import bradley_terry
-
         start = time.perf_counter()
         rows = self._read_rows(prompts, completions, kwargs)
         n = len(rows)
@@ -324,29 +357,7 @@ class GroupPairwiseReward(PairwiseReward):
                 prefs = result
             else:
                 failure = "the judge returned the wrong number of preferences"
-        # soft wins per group: row i beat row j with weight p(i better than j); unscorable matches drop out
-        probs: list[float | None] = [None] * n
-        played: dict[int, int] = defaultdict(int)
-        consistent = []
-        for key, members in groups.items():
-            index = {row: k for k, row in enumerate(members)}
-            wins = [[0.0] * len(members) for _ in members]
-            for (i, j), pref in zip(matches, prefs or [None] * len(matches)):
-                if i not in index or pref is None or pref.prob_a is None or not math.isfinite(pref.prob_a):
-                    continue
-                wins[index[i]][index[j]] += pref.prob_a
-                wins[index[j]][index[i]] += 1.0 - pref.prob_a
-                played[i] += 1
-                played[j] += 1
-                consistent.append(pref.consistent)
-            scored = [k for k, row in enumerate(members) if played[row]]
-            if len(scored) < 2:
-                continue
-            strengths = bradley_terry([[wins[a][b] for b in scored] for a in scored])
-            for a, s_a in zip(scored, strengths):
-                # the fitted probability of beating a random other member: on the win-probability scale
-                others = [s_b for b, s_b in zip(scored, strengths) if b != a]
-                probs[members[a]] = sum(1.0 / (1.0 + math.exp(s_b - s_a)) for s_b in others) / len(others)
+        probs, played, consistent = tournament_strengths(groups.values(), matches, prefs or [None] * len(matches), n)
         for i in range(n):
             if errors[i] is None and probs[i] is None:
                 size = len(groups[group_key(rows.prompts[i])])

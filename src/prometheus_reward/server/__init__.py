@@ -4,8 +4,8 @@
 merges concurrent requests into judge calls, :mod:`.metrics` counts what happens.
 """
 
-from .app import CompareRequest, GradeRequest, RewardRequest, ServerConfig, create_app
+from .app import CompareRequest, GradeRequest, GroupRequest, RewardRequest, ServerConfig, create_app
 from .batching import MicroBatcher
 from .metrics import ServerMetrics
 
-__all__ = ["CompareRequest", "GradeRequest", "MicroBatcher", "RewardRequest", "ServerConfig", "ServerMetrics", "create_app"]
+__all__ = ["CompareRequest", "GradeRequest", "GroupRequest", "MicroBatcher", "RewardRequest", "ServerConfig", "ServerMetrics", "create_app"]

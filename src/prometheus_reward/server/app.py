@@ -10,6 +10,8 @@ Endpoints:
     - ``POST /grade``: ``{"instructions", "responses", "reference_answers"?, "rubric"?, "mode"?,
       "samples"?}`` -> ``{"grades": [...], "rewards": [...]}`` (null rewards for unscorable rows).
     - ``POST /compare``: ``{"instructions", "responses_a", "responses_b", ...}`` -> ``{"preferences": [...]}``.
+    - ``POST /group_reward``: ``{"prompts", "responses", "pairs_per_completion"?, ...}`` -> per row the
+      within-group Bradley-Terry strength of a pairwise tournament (rows sharing a prompt are a group).
     - ``GET /health`` and ``GET /metrics`` (JSON; ``?format=prometheus`` for the text format).
 
 Rewards in ``/get_reward`` must be floats (OpenRLHF builds a tensor from them): an unscorable
@@ -88,6 +90,25 @@ class GradeRequest(BaseModel):
     @model_validator(mode="after")
     def _lengths(self) -> "GradeRequest":
         _same_length(self, ("instructions", "responses", "reference_answers", "rubric"))
+        return self
+
+
+class GroupRequest(BaseModel):
+    """Whole prompt groups for the tournament (``/group_reward``): rows with the same prompt are a group."""
+
+    model_config = ConfigDict(extra="forbid")
+    prompts: list[str] = Field(min_length=1)
+    responses: list[str]
+    reference_answers: list[str | None] | str | None = None
+    rubric: RubricField | list[RubricField] | None = None
+    pairs_per_completion: int | None = Field(default=None, ge=1)
+    transform: Literal["prob", "symmetric", "logit"] = "prob"
+    mode: Mode | None = None
+    samples: int | None = Field(default=None, ge=1, le=16)
+
+    @model_validator(mode="after")
+    def _lengths(self) -> "GroupRequest":
+        _same_length(self, ("prompts", "responses", "reference_answers", "rubric"))
         return self
 
 
@@ -359,6 +380,31 @@ def create_app(judge: Any, config: ServerConfig | None = None, **overrides: Any)
         rewards = rewards_of(grades, rubrics)
         return {"grades": [g.to_dict() for g in grades], "rewards": rewards,
                 "unscorable": sum(r is None for r in rewards)}
+
+    @app.post("/group_reward")
+    async def group_reward(body: GroupRequest) -> dict[str, Any]:
+        """Rank the completions of each prompt group by a Bradley-Terry tournament (engines that
+        send whole groups): rows with the same prompt form a group; the comparisons go through
+        the micro-batcher like any other."""
+        from ..rewards.pairwise import tournament_pairs, tournament_strengths
+        from ..scoring import pairwise_reward
+
+        n = len(body.prompts)
+        check_rows(n)
+        refs = body.reference_answers if isinstance(body.reference_answers, list) else [body.reference_answers] * n
+        rubrics = rubrics_for(body.rubric, n)
+        groups: dict[str, list[int]] = {}
+        for i, prompt in enumerate(body.prompts):
+            groups.setdefault(prompt, []).append(i)
+        matches = [pair for key, members in groups.items() for pair in tournament_pairs(members, body.pairs_per_completion, key)]
+        rows = [{"instruction": body.prompts[i], "response_a": body.responses[i], "response_b": body.responses[j],
+                 "rubric": rubrics[i], "reference": refs[i]} for i, j in matches]
+        prefs = await judged("compare", (body.mode or config.judging.mode, body.samples or config.judging.samples, True),
+                             rows) if rows else []
+        strengths, played, _ = tournament_strengths(groups.values(), matches, prefs, n)
+        rewards = [None if p is None else pairwise_reward(p, body.transform) for p in strengths]
+        return {"rewards": rewards, "strengths": strengths, "comparisons": [played[i] for i in range(n)],
+                "judgments": 2 * len(matches), "unscorable": sum(r is None for r in rewards)}
 
     @app.post("/compare")
     async def compare(body: CompareRequest) -> dict[str, Any]:
