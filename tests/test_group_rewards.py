@@ -256,3 +256,19 @@ def test_checklist_smoke_recipe_logs_every_item(tmp_path):
     for item in ITEM_SCORES:
         values = _logged(trainer, f"rewards/{name}/item/{item}/mean")
         assert len(values) == 2 and all(1.0 <= v <= 5.0 for v in values)
+
+
+@pytest.mark.slow
+def test_group_reward_measurement_script(tiny_model_dir, benchmark_data, tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("measure", REPO / "recipes" / "measure_group_rewards.py")
+    measure = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(measure)
+    report = measure.main(["--model", str(tiny_model_dir), "--data", str(benchmark_data / "vicuna_eval.json"),
+                           "--prompts", "2", "--completions", "4", "--json", str(tmp_path / "m.json")])
+    r = report["results"]
+    # judgments per variant follow the formulas: 8 rows; 4 items; (4 + 4) and 2 x 6 pairs, two orders
+    assert [r[v]["judgments"] for v in ("rubric", "checklist", "tournament-2", "tournament-4", "tournament-all")] == \
+        [8, 32, 2 * 2 * 4, 2 * 2 * 6, 2 * 2 * 6]
+    assert r["rubric"]["latency_vs_rubric"] == 1.0 and json.loads((tmp_path / "m.json").read_text())["machine"]["cpus"]

@@ -112,6 +112,26 @@ def test_grade_and_compare_endpoints(served, tiny_judge):
     assert pref["prob_a"] == pytest.approx(want.prob_a, abs=1e-4) and pref["winner"] == want.winner
 
 
+def test_group_reward_runs_the_tournament_through_the_batcher(served, tiny_judge):
+    from prometheus_reward.rewards.pairwise import tournament_pairs, tournament_strengths
+
+    prompts = ["Name a fruit."] * 4 + ["Say hi."] * 2
+    responses = ["Apple.", "Pear, ripe.", "A banana!", "Kiwi", "Hello!", "Go away."]
+    reply = httpx.post(served.url + "/group_reward", headers=AUTH, timeout=120,
+                       json={"prompts": prompts, "responses": responses, "pairs_per_completion": 2})
+    assert reply.status_code == 200, reply.text
+    data = reply.json()
+    # 4 completions with k = 2: a balanced circle of 4 pairs; 2 completions: their 1 pair; both orders each
+    assert data["judgments"] == 2 * (4 + 1) and data["comparisons"] == [2, 2, 2, 2, 1, 1]
+    # the same tournament in this process, with the same judge
+    groups = {"Name a fruit.": [0, 1, 2, 3], "Say hi.": [4, 5]}
+    matches = [pair for key, members in groups.items() for pair in tournament_pairs(members, 2, key)]
+    prefs = tiny_judge.compare([prompts[i] for i, _ in matches], [responses[i] for i, _ in matches],
+                               [responses[j] for _, j in matches], "helpfulness", mode="direct")
+    want, _, _ = tournament_strengths(groups.values(), matches, prefs, len(prompts))
+    assert data["rewards"] == pytest.approx(want, abs=1e-4) and data["unscorable"] == 0
+
+
 def test_malformed_requests_get_clear_4xx_and_the_server_keeps_serving(served):
     def post(path, **kw):
         return httpx.post(served.url + path, timeout=30, **{"headers": AUTH, **kw})
