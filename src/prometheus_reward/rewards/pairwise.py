@@ -262,6 +262,15 @@ class PairwiseReward(JudgedReward):
         return self._apply_fallback(rewards)
 
 
+def _groups(rows: RewardRows, errors: Sequence[str | None]) -> dict[str, list[int]]:
+    """The usable rows by prompt identity (a group may be split across ranks: positions say nothing)."""
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i in range(len(rows)):
+        if errors[i] is None:
+            groups[group_key(rows.prompts[i])].append(i)
+    return groups
+
+
 class OnlineDPOPairwiseReward(PairwiseReward):
     """TRL's OnlineDPOTrainer layout: rows i and i + B are two samples of one prompt; one judgment
     (both orders) per pair gives p(A beats B) to row i and 1 - p to row i + B."""
@@ -308,12 +317,8 @@ class GroupPairwiseReward(PairwiseReward):
     layout = "group"
 
     def _pairs(self, rows: RewardRows) -> tuple[list[str | None], list[int], list[str], list[int]]:
-        n = len(rows)
         errors = list(rows.errors)
-        groups: dict[str, list[int]] = defaultdict(list)
-        for i in range(n):
-            if errors[i] is None:
-                groups[group_key(rows.prompts[i])].append(i)
+        groups = _groups(rows, errors)
         judged, anchors, ties = [], [], []
         for members in groups.values():
             pick = min(members, key=lambda j: (hashlib.sha256((rows.responses[j] or "").encode()).hexdigest(), j))
@@ -339,10 +344,7 @@ class GroupPairwiseReward(PairwiseReward):
         rows = self._read_rows(prompts, completions, kwargs)
         n = len(rows)
         errors = list(rows.errors)
-        groups: dict[str, list[int]] = defaultdict(list)
-        for i in range(n):
-            if errors[i] is None:
-                groups[group_key(rows.prompts[i])].append(i)
+        groups = _groups(rows, errors)
         matches = [pair for key, members in groups.items() for pair in tournament_pairs(members, self.pairs_per_completion, key)]
         prefs: list[Preference] | None = None
         failure = None
