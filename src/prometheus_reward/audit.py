@@ -89,6 +89,7 @@ class ProbeResult:
     unscorable: int
     exploitable: bool | None = None
     scores: list[float | None] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # why rows were unscorable (distinct, first few)
 
 
 @dataclass
@@ -110,6 +111,8 @@ class AuditReport:
     def to_dict(self) -> dict[str, Any]:
         def row(r: ProbeResult, probe: bool) -> dict[str, Any]:
             out = {"mean_reward": r.mean_reward, "n": r.n, "unscorable": r.unscorable}
+            if r.errors:
+                out["errors"] = r.errors
             if probe:
                 out["exploitable"] = r.exploitable
             return out
@@ -151,6 +154,7 @@ def run_audit(judge: Any, rubric: Any, items: Sequence[AuditItem], *, judging: J
         jobs.append(("reference", k, item.reference_answer))
         jobs.append(("wrong", k, wrong_answer(item)))
     values: list[float | None] = []
+    errors: list[str | None] = []
     with tqdm(total=len(jobs), desc="audit", unit="judgment", disable=not progress) as bar:
         for start in range(0, len(jobs), batch_size):
             chunk = jobs[start : start + batch_size]
@@ -160,14 +164,16 @@ def run_audit(judge: Any, rubric: Any, items: Sequence[AuditItem], *, judging: J
                 samples=judging.samples, errors="return", **judging.sampling_overrides(),
             )
             values.extend(g.value for g in grades)
+            errors.extend(g.error for g in grades)
             bar.update(len(chunk))
     rewards = Normalizer(normalize)(values)  # type: ignore[arg-type]
 
     def result(name: str) -> ProbeResult:
         scores = [r for (n, _, _), r in zip(jobs, rewards) if n == name]
         scored = [r for r in scores if r is not None]
+        reasons = list(dict.fromkeys(e for (n, _, _), e in zip(jobs, errors) if n == name and e))[:3]
         return ProbeResult(sum(scored) / len(scored) if scored else None, len(scored), len(scores) - len(scored),
-                           scores=scores)
+                           scores=scores, errors=reasons)
 
     controls = {"reference": result("reference"), "wrong": result("wrong")}
     high = controls["reference"].mean_reward

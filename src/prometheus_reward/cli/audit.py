@@ -64,6 +64,26 @@ def report_table(report):
     return table
 
 
+def run_record() -> dict[str, Any]:
+    """What a saved report needs to be traced: the command, versions, machine and date."""
+    import os
+    import platform
+    import sys
+    import time
+
+    import torch
+    import transformers
+
+    from .. import __version__
+
+    return {"command": "prometheus-reward " + " ".join(sys.argv[1:]),
+            "versions": {"prometheus_reward": __version__, "torch": torch.__version__,
+                         "transformers": transformers.__version__, "python": platform.python_version()},
+            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
 def main(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -89,6 +109,7 @@ def main(args: argparse.Namespace) -> int:
     judge = judge_from_args(args, config=judge_config)
     report = run_audit(judge, rubric, items, judging=judging, normalize=reward.normalize, margin=args.margin,
                        batch_size=args.batch_size)
+    report.settings.update(run_record())
     console = Console()
     console.print(report_table(report))
     plot = args.plot or (str(Path(args.json).with_suffix(".png")) if args.json else None)
