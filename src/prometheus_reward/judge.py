@@ -1,5 +1,6 @@
-"""The Judge: rows -> prompts -> backend -> parsed grades. It only orchestrates; templates,
-parsing, scoring and backends live in their own modules.
+"""The Judge: rows -> prompts -> backend -> verdicts -> grades. It only orchestrates: templates,
+truncation, the defences against gamed responses (:mod:`.rows`), backends, parsing and the rules
+that turn outputs into numbers (:mod:`.verdicts`) live in their own modules.
 
 Example:
     >>> from prometheus_reward import Judge
@@ -19,11 +20,10 @@ from dataclasses import dataclass
 from typing import Any, Literal, Mapping, Sequence
 
 from .backends.base import Backend, Generation, SamplingParams
+from .checklist import Checklist
 from .config import MODES, JudgeConfig, JudgingConfig, from_mapping
 from .grades import Grade, Preference
 from .parsing import parse_absolute_output, parse_relative_output
-from .checklist import Checklist
-from .verdicts import Reading, Unit, direct_preference, finish_grade, finish_preference, fold_units, order_verdict
 from .rows import RowError, RubricColumn, column, guard_response, require_text
 from .rubric import Rubric
 from .templates import (
@@ -35,6 +35,7 @@ from .templates import (
     relative_prompt,
 )
 from .truncation import PromptTooLong, fit_prompt
+from .verdicts import Reading, Unit, direct_preference, finish_grade, finish_preference, fold_units, order_verdict
 
 logger = logging.getLogger(__name__)
 
