@@ -26,8 +26,9 @@ import logging
 import os
 import re
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..config import ConfigError, JudgeConfig, JudgingConfig, RerankConfig, from_object, options
 from ..rows import RowError, RubricColumn, reference_for
@@ -440,6 +441,38 @@ def set_aside(data: Any, output: Any) -> dict[str, Any]:
     if path is None:
         return {}
     return {"malformed lines set aside": f"{len(data.bad_lines)} -> {path}"}
+
+
+@dataclass
+class JudgedFile:
+    """An input file ready to judge: its rows, the judge's inputs per row (or the row's problem),
+    the judge, how to judge, and the summary rows of what was set aside."""
+
+    rows: Any
+    inputs: list[Any]
+    judge: Any
+    judging: JudgingConfig
+    aside: dict[str, Any]
+
+
+def open_judged_file(args: argparse.Namespace, responses: Mapping[str, tuple[str | None, Sequence[str], str, str]]) -> JudgedFile:
+    """The first half of ``grade`` and ``compare``: every option, the output path, the rubric, the
+    input file and its columns checked before the model loads, then the judge. ``responses`` maps
+    each response field to (the option's column, the default column names, what it is, the flag)."""
+    from ..rows import require_prompt, require_response
+
+    judge_config, judging = judge_configs(args)
+    check_output(args.output, inputs=[args.input])
+    rubric = rubric_option(args.rubric)
+    rows = read_input(args.input, args.limit, args.skip_bad_rows, args.output)
+    texts: dict[str, tuple[str, Callable[[Any, int, str], str]]] = {"instruction": (pick(
+        rows[0], args.instruction_column, ("instruction", "prompt", "question"), "instruction", "--instruction-column"),
+        require_prompt)}
+    for name, (wanted, candidates, what, flag) in responses.items():
+        texts[name] = (pick(rows[0], wanted, candidates, what, flag), require_response)
+    inputs = read_judge_rows(rows, texts, rubric, args.reference_column)
+    judge = judge_from_args(args, config=judge_config)
+    return JudgedFile(rows, inputs, judge, judging, set_aside(rows, args.output))
 
 
 # -- output -----------------------------------------------------------------------------------------------------

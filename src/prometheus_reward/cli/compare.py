@@ -6,20 +6,12 @@ import argparse
 from collections import Counter
 from typing import Any
 
-from ..rows import require_prompt, require_response
 from .common import (
     add_input_options,
     add_judge_options,
     add_judging_options,
-    check_output,
-    judge_configs,
-    judge_from_args,
     judge_in_batches,
-    pick,
-    read_input,
-    read_judge_rows,
-    rubric_option,
-    set_aside,
+    open_judged_file,
 )
 
 FORCED = "forced (scored from a forced [RESULT]: the evaluator wrote none)"
@@ -44,24 +36,17 @@ def main(args: argparse.Namespace) -> int:
     from ..grades import Preference
 
     # everything the user typed is checked before the model loads
-    judge_config, judging = judge_configs(args)
-    check_output(args.output, inputs=[args.input])
-    rubric = rubric_option(args.rubric)
-    rows = read_input(args.input, args.limit, args.skip_bad_rows, args.output)
-    instruction_col = pick(rows[0], args.instruction_column, ("instruction", "prompt", "question"), "instruction",
-                           "--instruction-column")
-    a_col = pick(rows[0], args.a_column, ("response_a", "response_A", "chosen", "response 1"), "response A", "--a-column")
-    b_col = pick(rows[0], args.b_column, ("response_b", "response_B", "rejected", "response 2"), "response B", "--b-column")
-    inputs = read_judge_rows(rows, {"instruction": (instruction_col, require_prompt), "a": (a_col, require_response),
-                                    "b": (b_col, require_response)}, rubric, args.reference_column)
-    judge = judge_from_args(args, config=judge_config)
-    aside = set_aside(rows, args.output)
+    data = open_judged_file(args, {
+        "a": (args.a_column, ("response_a", "response_A", "chosen", "response 1"), "response A", "--a-column"),
+        "b": (args.b_column, ("response_b", "response_B", "rejected", "response 2"), "response B", "--b-column"),
+    })
+    judge, judging, rows = data.judge, data.judging, data.rows
     tally: Counter = Counter({"A": 0, "B": 0, "tie/none": 0, "consistent": 0, "unscorable": 0, FORCED: 0})
 
     def judge_batch(batch: list[dict[str, Any]]) -> list[Preference]:
         return judge.compare([r["instruction"] for r in batch], [r["a"] for r in batch], [r["b"] for r in batch],
-                             [r["rubric"] for r in batch], [r["reference"] for r in batch], mode=judging.mode,
-                             samples=judging.samples, errors="return", **judging.sampling_overrides())
+                             [r["rubric"] for r in batch], [r["reference"] for r in batch], errors="return",
+                             mode=judging.mode, samples=judging.samples, **judging.sampling_overrides())
 
     def count(pref: Preference) -> None:
         tally[pref.winner or "tie/none"] += 1
@@ -69,13 +54,13 @@ def main(args: argparse.Namespace) -> int:
         tally["unscorable"] += pref.error is not None
         tally[FORCED] += pref.error is None and pref.forced
 
-    judge_in_batches(rows, inputs, args.batch_size, args.output, judge_batch, lambda problem: Preference(error=problem),
+    judge_in_batches(rows, data.inputs, args.batch_size, args.output, judge_batch, lambda problem: Preference(error=problem),
                      "comparing", count)
     table = Table(title=f"{args.output} ({judge.model_id}, mode={judging.mode})")
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_row("pairs", str(len(rows)))
-    for key, value in {**tally, **aside}.items():
+    for key, value in {**tally, **data.aside}.items():
         table.add_row(key, f"[yellow]{value}[/yellow]" if key == FORCED and value else str(value))
     Console().print(table)
     return 0

@@ -6,21 +6,13 @@ import argparse
 from collections import Counter
 from typing import Any
 
-from ..rows import require_prompt, require_response
 from .common import (
     add_input_options,
     add_judge_options,
     add_judging_options,
-    check_output,
-    judge_configs,
-    judge_from_args,
     judge_in_batches,
-    pick,
-    read_input,
-    read_judge_rows,
-    rubric_option,
+    open_judged_file,
     score_summary_table,
-    set_aside,
 )
 
 # How a grade's number was obtained (Grade.source), as the summary shows it.
@@ -48,18 +40,9 @@ def main(args: argparse.Namespace) -> int:
     from ..grades import Grade
 
     # everything the user typed is checked before the model loads
-    judge_config, judging = judge_configs(args)
-    check_output(args.output, inputs=[args.input])
-    rubric = rubric_option(args.rubric)
-    rows = read_input(args.input, args.limit, args.skip_bad_rows, args.output)
-    instruction_col = pick(rows[0], args.instruction_column, ("instruction", "prompt", "question"), "instruction",
-                           "--instruction-column")
-    response_col = pick(rows[0], args.response_column, ("response", "completion", "answer"), "response",
-                        "--response-column")
-    inputs = read_judge_rows(rows, {"instruction": (instruction_col, require_prompt),
-                                    "response": (response_col, require_response)}, rubric, args.reference_column)
-    judge = judge_from_args(args, config=judge_config)
-    aside = set_aside(rows, args.output)
+    data = open_judged_file(args, {"response": (args.response_column, ("response", "completion", "answer"),
+                                                "response", "--response-column")})
+    judge, judging, rows = data.judge, data.judging, data.rows
     grades: list[Grade] = []
 
     def judge_batch(batch: list[dict[str, Any]]) -> list[Grade]:
@@ -67,13 +50,13 @@ def main(args: argparse.Namespace) -> int:
                            [r["rubric"] for r in batch], [r["reference"] for r in batch], errors="return",
                            **judging.grade_options())
 
-    judge_in_batches(rows, inputs, args.batch_size, args.output, judge_batch, lambda problem: Grade(error=problem),
+    judge_in_batches(rows, data.inputs, args.batch_size, args.output, judge_batch, lambda problem: Grade(error=problem),
                      "grading", grades.append)
     console = Console()
     values = [g.value for g in grades]
     console.print(score_summary_table(
         f"{args.output} ({judge.model_id}, mode={judging.mode})",
-        [None if v is None else min(5, max(1, round(v))) for v in values], values, {**provenance(grades), **aside},
+        [None if v is None else min(5, max(1, round(v))) for v in values], values, {**provenance(grades), **data.aside},
     ))
     if any(g.items for g in grades):
         console.print(checklist_table(grades))
