@@ -1,4 +1,4 @@
-"""``prometheus-reward``: grade | compare | label | best-of-n | meta-eval | bench | serve.
+"""``prometheus-reward``: grade | compare | label | best-of-n | meta-eval | bench | serve | merge-adapters.
 
 The only place that parses command lines. Each command is a module here with
 ``make_parser(subparsers)`` (its options, most of them generated from
@@ -28,6 +28,7 @@ COMMANDS = {
     "meta-eval": "meta_eval",
     "bench": "bench",
     "serve": "serve",
+    "merge-adapters": "merge_adapters",
 }
 
 
