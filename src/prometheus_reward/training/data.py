@@ -17,7 +17,8 @@ Schemas (detected from the column names, or named with ``schema=``):
                            ``answer`` (text or chat messages), ``feedback``, ``score``; optional ``rubric``
                            (else the default rubric) and ``reference_answer``
 ``relative``               this library's compared rows (``prometheus-reward compare`` output, or your own
-                           labels): the instruction, ``response_a``, ``response_b``, ``feedback``,
+                           labels): the instruction, ``response_a`` / ``chosen``, ``response_b`` /
+                           ``rejected``, ``feedback``,
                            ``winner`` (A or B); optional ``feedback_swapped`` (the feedback written with
                            B shown first), ``consistent``, ``rubric``, ``reference_answer``
 ``rendered``               fully rendered absolute prompts, as the meta-evaluation sets hold them:
@@ -74,8 +75,9 @@ _PREFERENCE_COLLECTION = ("orig_instruction", "orig_response_A", "orig_response_
                           "orig_feedback", "orig_preference")
 _INSTRUCTION = ("instruction", "prompt", "question")
 _RESPONSE = ("response", "completion", "answer")
-_RESPONSE_A = ("response_a", "response_A")
-_RESPONSE_B = ("response_b", "response_B")
+# the column names `grade` and `compare` read, in their order
+_RESPONSE_A = ("response_a", "response_A", "chosen", "response 1")
+_RESPONSE_B = ("response_b", "response_B", "rejected", "response 2")
 _RESULT_MARKER = "[RESULT]"
 _ROW_PREFIX = re.compile(r"^.*?\brow \d+: ")
 
@@ -179,7 +181,7 @@ def detect_schema(columns: Iterable[str]) -> str:
         return "absolute"
     if has_instruction and not _first(cols, _RESPONSE) and ("output" in cols or {"feedback", "score"} <= cols):
         return "rendered"
-    if {"chosen", "rejected"} <= cols:
+    if {"chosen", "rejected"} <= cols:  # and no feedback + winner, or it would be compared rows
         raise ValueError(
             "columns look like a preference (DPO) file (chosen, rejected): it has no feedback per presentation "
             "order to learn from; train on compare's output (response_a, response_b, winner, feedback) instead")
@@ -269,7 +271,13 @@ class _Reader:
                              "(a preset name, a YAML file or rubric text)")
 
     def __call__(self, row: Mapping[str, Any], index: int) -> list[EvaluatorExample]:
-        return getattr(self, "_" + self.schema)(row, index)
+        try:
+            return getattr(self, "_" + self.schema)(row, index)
+        except RowError as err:
+            # the shared row readers name the row and field; the source goes in front
+            if self.where and not str(err).startswith(self.where):
+                raise RowError(f"{self.where}{err}") from None
+            raise
 
     def _reference(self, row: Mapping[str, Any], index: int, name: str) -> str | None:
         return reference_for(row.get(name), None, index, name)
@@ -292,18 +300,12 @@ class _Reader:
             reference_answer=self._reference(row, index, "orig_reference_answer"), source=self.source, row=index)]
 
     def _row_rubric(self, row, index) -> Rubric:
-        try:
-            return self.rubrics.resolve(row.get("rubric"), index)
-        except RowError as err:
-            raise RowError(f"{self.where}{err}") from None
+        return self.rubrics.resolve(row.get("rubric"), index)
 
     def _absolute(self, row, index):
         w = self.where
-        try:
-            instruction = require_prompt(row.get(self.instruction), index, self.instruction)
-            response = require_response(row.get(self.response), index, self.response)
-        except RowError as err:
-            raise RowError(f"{w}{err}") from None
+        instruction = require_prompt(row.get(self.instruction), index, self.instruction)
+        response = require_response(row.get(self.response), index, self.response)
         return [EvaluatorExample(
             "absolute", _feedback(row, index, "feedback", w), _score(row.get("score"), index, "score", w),
             instruction=instruction, response=response, rubric=self._row_rubric(row, index),
@@ -311,12 +313,9 @@ class _Reader:
 
     def _relative(self, row, index):
         w = self.where
-        try:
-            instruction = require_prompt(row.get(self.instruction), index, self.instruction)
-            a = require_response(row.get(self.response_a), index, self.response_a)
-            b = require_response(row.get(self.response_b), index, self.response_b)
-        except RowError as err:
-            raise RowError(f"{w}{err}") from None
+        instruction = require_prompt(row.get(self.instruction), index, self.instruction)
+        a = require_response(row.get(self.response_a), index, self.response_a)
+        b = require_response(row.get(self.response_b), index, self.response_b)
         winner = _winner(row.get("winner"), index, "winner", w)
         common = dict(instruction=instruction, rubric=self._row_rubric(row, index),
                       reference_answer=self._reference(row, index, "reference_answer"), source=self.source, row=index)
