@@ -337,14 +337,17 @@ def split_flat(mapping: Mapping[str, Any], where: str = "config") -> dict[type, 
 
 
 def flat_dataclass(name: str, classes: Iterable[type] = (JudgeConfig, JudgingConfig, RewardConfig),
-                   overrides: Mapping[str, Any] | None = None, doc: str = "") -> type:
+                   overrides: Mapping[str, Any] | None = None, doc: str = "",
+                   only: Iterable[str] | None = None) -> type:
     """A flat dataclass of the options of ``classes`` (flat names), e.g. the recipes'
-    ``RewardArguments`` that ``trl.TrlParser`` reads; ``overrides`` change defaults."""
+    ``RewardArguments`` that ``trl.TrlParser`` reads; ``overrides`` change defaults; ``only``
+    keeps just these flat names (e.g. the judge's chat format for a training recipe)."""
     overrides = dict(overrides or {})
+    keep = None if only is None else set(only)
     fields = []
     for cls in classes:
         for opt in options(cls):
-            if not opt.cli:
+            if not opt.cli or (keep is not None and opt.flat_name not in keep):
                 continue
             help_text = opt.help + (f" (choices: {', '.join(opt.choices)})" if opt.choices else "")
             default = overrides.get(opt.flat_name, opt.default)
@@ -353,6 +356,8 @@ def flat_dataclass(name: str, classes: Iterable[type] = (JudgeConfig, JudgingCon
             else:
                 spec = field(default=default, metadata={"help": help_text})
             fields.append((opt.flat_name, opt.type, spec))
+    if keep is not None and keep - {f[0] for f in fields}:
+        raise ConfigError(f"flat_dataclass: no option(s) {', '.join(sorted(keep - {f[0] for f in fields}))}")
     made = dataclasses.make_dataclass(name, fields)
     made.__doc__ = doc or f"Flat options of {', '.join(c.__name__ for c in classes)}."
     return made

@@ -1,4 +1,4 @@
-"""``prometheus-reward``: grade | compare | label | best-of-n | meta-eval | bench | serve | audit.
+"""``prometheus-reward``: grade | compare | label | best-of-n | meta-eval | bench | serve | audit | merge-adapters.
 
 The only place that parses command lines. Each command is a module here with
 ``make_parser(subparsers)`` (its options, most of them generated from
@@ -31,6 +31,7 @@ COMMANDS = {
     "bench": "bench",
     "serve": "serve",
     "audit": "audit",
+    "merge-adapters": "merge_adapters",
 }
 
 
