@@ -20,65 +20,14 @@ import torch
 from ..embedded import resolve_model_path
 from ..templates import ChatFamily, detect_family, format_chat
 from .base import AnswerDistribution, Backend, Generation, Locator, SamplingParams
+from .tokens import AnswerTokens, default_context_length, encode_prompt, plan_answer_tokens, truncate_text
+
+__all__ = ["TransformersBackend", "plan_answer_tokens", "peak_memory_mb"]  # plan_answer_tokens: moved to tokens.py
 
 logger = logging.getLogger(__name__)
 
-# Prometheus 1 (Llama-2) and Prometheus 2 (Mistral 7B) were trained with 4096-token contexts.
-_FAMILY_CONTEXT = {"prometheus-1": 4096, "prometheus-2": 4096}
-_PROBE = "Answer:\n"  # tokenised in front of continuations so that they tokenise as mid-text
-
-
 def _is_oom(err: BaseException) -> bool:
     return isinstance(err, torch.OutOfMemoryError) or "out of memory" in str(err).lower()
-
-
-def _normalize_piece(piece: str) -> str:
-    # sentencepiece marks a leading space with U+2581, byte-level BPE with U+0120
-    return piece.replace("\u2581", " ").replace("\u0120", " ").strip()
-
-
-AnswerTokens = tuple[list[int], list[int], list[list[int]]]
-
-
-def plan_answer_tokens(tokenizer: Any, choices: Sequence[str], lead: str = "[RESULT] ") -> AnswerTokens:
-    """How to read ``choices`` after ``lead`` with this tokenizer.
-
-    Returns (lead token ids, all answer-token ids, per choice the positions of its variants in
-    that list). The lead is the common token prefix of ``lead + choice`` over all choices (so
-    "[RESULT] " ends in a lone space token for sentencepiece vocabularies, and before it for
-    byte-level BPE, where " 4" is one token); the variants of a choice are every vocabulary token
-    that reads as the choice ("4", "\u25814", "\u01204"), so the probability does not depend on
-    how the model spaces its answer.
-
-    >>> from transformers import AutoTokenizer                       # doctest: +SKIP
-    >>> lead, ids, groups = plan_answer_tokens(AutoTokenizer.from_pretrained("gpt2"), "12345")  # doctest: +SKIP
-    """
-    probe = tokenizer(_PROBE, add_special_tokens=False)["input_ids"]
-    sequences = []
-    for choice in choices:
-        ids = tokenizer(_PROBE + lead + choice, add_special_tokens=False)["input_ids"]
-        sequences.append(ids[len(probe) :] if ids[: len(probe)] == probe else ids)
-    common = 0
-    while all(len(s) > common for s in sequences) and len({s[common] for s in sequences}) == 1:
-        common += 1
-    if not all(len(s) > common for s in sequences):
-        raise ValueError(f"choices {tuple(choices)} are not distinguishable after {lead!r} for this tokenizer")
-    lead_ids = sequences[0][:common]
-    first = [s[common] for s in sequences]
-    if len(set(first)) != len(first):
-        raise ValueError(f"choices {tuple(choices)} do not start with distinct tokens for this tokenizer")
-    variants: dict[str, set[int]] = {c: {tid} for c, tid in zip(choices, first)}
-    for piece, tid in tokenizer.get_vocab().items():
-        normalized = _normalize_piece(piece)
-        if normalized in variants:
-            variants[normalized].add(tid)
-    all_ids: list[int] = []
-    groups: list[list[int]] = []
-    for choice in choices:
-        ids = sorted(variants[choice])
-        groups.append(list(range(len(all_ids), len(all_ids) + len(ids))))
-        all_ids.extend(ids)
-    return lead_ids, all_ids, groups
 
 
 class _ChoiceLogitRecorder:
@@ -202,15 +151,7 @@ class TransformersBackend(Backend):
         )
 
     def _default_context_length(self) -> int:
-        if self.family in _FAMILY_CONTEXT:
-            return _FAMILY_CONTEXT[self.family]
-        config = self.model.config
-        for attr in ("max_position_embeddings", "n_positions", "max_sequence_length"):
-            value = getattr(config, attr, None)
-            if isinstance(value, int) and value > 0:
-                return value
-        limit = getattr(self.tokenizer, "model_max_length", None)
-        return limit if isinstance(limit, int) and limit < 10**7 else 4096
+        return default_context_length(self.family, self.model.config, self.tokenizer)
 
     # -- text ----------------------------------------------------------------------------------
     def format(self, system: str, user: str) -> str:
@@ -218,21 +159,15 @@ class TransformersBackend(Backend):
 
     def encode(self, text: str) -> list[int]:
         """Token ids of a formatted prompt: BOS is added unless the chat template wrote it."""
-        bos = self.tokenizer.bos_token
-        add_special = not (bos and text.startswith(bos))
-        return self.tokenizer(text, add_special_tokens=add_special)["input_ids"]
+        return encode_prompt(self.tokenizer, text)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(self.encode(t)) for t in texts]
 
     def truncate(self, text: str, max_tokens: int, keep: Literal["head", "tail"] = "head") -> str:
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        if len(ids) <= max_tokens:
-            return text
-        kept = ids[: max(max_tokens, 0)] if keep == "head" else ids[len(ids) - max(max_tokens, 0) :]
-        return self.tokenizer.decode(kept, skip_special_tokens=False)
+        return truncate_text(self.tokenizer, text, max_tokens, keep)
 
-    def _choice_plan(self, choices: tuple[str, ...], lead: str) -> "AnswerTokens":
+    def _choice_plan(self, choices: tuple[str, ...], lead: str) -> AnswerTokens:
         key = (choices, lead)
         if key not in self._plans:
             self._plans[key] = plan_answer_tokens(self.tokenizer, choices, lead)
