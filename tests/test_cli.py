@@ -1,4 +1,4 @@
-"""The grade / compare / bench commands, run in-process on real (tiny) models and real files."""
+"""The grade / compare commands, run in-process on real (tiny) models and real files (bench: test_bench.py)."""
 
 from __future__ import annotations
 
@@ -77,30 +77,6 @@ def test_compare_command(tiny_model_dir, tmp_path, capsys):
     rows = list(iter_jsonl(out))
     assert len(rows) == 3 and all(0.0 <= r["prob_a"] <= 1.0 and r["winner"] in ("A", "B") for r in rows)
     assert "consistent" in capsys.readouterr().out
-
-
-def test_bench_reports_every_mode(tiny_model_dir, benchmark_data, tmp_path, capsys):
-    out = tmp_path / "bench.json"
-    assert main(["bench", "--model", str(tiny_model_dir), "--data", str(benchmark_data / "vicuna_eval.json"),
-                 "--limit", "2", "--max-new-tokens", "4", "--no-isolate", "--json", str(out)]) == 0
-    results = json.loads(out.read_text())
-    assert list(results) == ["sequential", "generate", "expected", "direct", "raw-forward"]
-    for mode, figures in results.items():
-        assert figures["judgments"] == 2 and figures["judgments_per_s"] > 0 and figures["peak_rss_mb"] > 0
-        assert figures["prompt_tokens"] > 1000  # the rendered benchmark prompts, not empty strings
-    assert results["sequential"]["ratio_to_sequential"] == 1.0
-    assert results["generate"]["completion_tokens"] == 2 * 4  # fixed-length generation
-    assert 0 < results["direct"]["efficiency_vs_raw_forward"]
-    assert "direct efficiency vs raw-forward" in capsys.readouterr().out
-
-
-def test_bench_isolated_mode_and_random_init(benchmark_data, tmp_path):
-    out = tmp_path / "bench.json"
-    assert main(["bench", "--random-init", "tiny-mistral", "--data", str(benchmark_data / "vicuna_eval.json"),
-                 "--limit", "2", "--modes", "direct,raw-forward", "--json", str(out)]) == 0
-    results = json.loads(out.read_text())
-    assert results["direct"]["model"] == "random-init:tiny-mistral"
-    assert results["direct"]["ratio_to_sequential"] is None  # no baseline asked for
 
 
 def test_mixed_type_jsonl_reports_the_bad_row(tiny_model_dir, tmp_path):

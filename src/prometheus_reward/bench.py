@@ -1,27 +1,55 @@
-"""``prometheus-reward bench``: judging throughput and memory, mode by mode.
+"""``prometheus-reward bench``: judging throughput and memory, mode by mode, measured so that it
+cannot flatter us.
 
 Modes, all over the same rendered Prometheus prompts:
 
-- ``sequential``: one prompt at a time through plain ``model.generate`` (how a transformers
-  snippet runs the evaluator): the baseline.
-- ``generate`` / ``expected`` / ``direct``: the Judge's modes (token-budget batches, left padding,
-  last-position logits).
-- ``raw-forward``: the model's bare forward pass over each prompt alone (no padding, last-position
-  logits only): the compute floor on this machine; ``direct`` is compared against it.
+- ``sequential``: one prompt at a time through plain ``model.generate`` with the Prometheus
+  sampling (how a transformers snippet runs the evaluator): the baseline.
+- ``generate`` / ``expected``: the Judge's modes with its default batching (``auto``:
+  continuous batching where available); ``generate:padded`` / ``expected:padded``: the same with
+  the padded batches the judge used before continuous batching (``batching="padded"``).
+- ``direct``: one forward pass per prompt after ``[RESULT] ``; no feedback is written, so it is a
+  cheaper product, not the same product faster. ``direct:unshared`` turns prefix sharing off.
+- ``raw-forward``: the floor for ``direct``: the model's bare forward pass over the same prompts
+  (last-position logits, no judge around it), at each batch size of ``raw_batch_sizes`` (length-
+  sorted, left-padded); the best is the floor, and batch size 1 is reported beside it.
 
-Each mode runs in its own subprocess (``--no-isolate`` to run in-process), so the peak RSS and
-GPU memory figures belong to that mode alone. Generation modes write exactly ``--max-new-tokens``
-tokens (EOS is ignored) so that they compare equal work.
+Stopping rules, the same for every generating mode (``sequential`` included):
+
+- ``eos``: each row stops at the evaluator's EOS or at ``max_new_tokens`` (real models).
+- ``drawn``: each row writes exactly a length drawn (seeded, the same draw in every mode) from
+  the token lengths of the data's GPT-4 feedbacks (``"<feedback> [RESULT] <score>"``), capped at
+  ``max_new_tokens``: random-weight models never write EOS, so this stands in for it.
+- ``fixed``: every row writes exactly ``max_new_tokens`` (the old method; labelled as such).
+- ``auto``: ``drawn`` for ``random_init`` models, else ``eos``.
+
+Tokens generated are reported per mode: under ``eos`` sampled outputs differ between modes, and
+a mode that wrote fewer tokens did less work.
+
+``random_init`` models (real architectures, random weights: throughput of a 7B judge on a GPU
+without downloading it) use a real tokenizer: the embedded Gemma-3-270M's, which ships with the
+package (never one trained on the benchmark prompts). Its vocabulary (262k) is not the named
+configs' (Mistral's 32k), so the model's vocabulary is set to the tokenizer's: the output head
+then costs what Gemma's does (about 1.07 G multiply-adds per token for a 4096-wide model, some
+15% over Mistral-7B's 7.2 G), which the JSON records. Mean prompt tokens are reported so a
+reader can compare with the Mistral tokenizer's counts.
+
+Each mode runs in its own subprocess (``isolate=False`` runs them in-process), so the peak RSS
+and GPU memory figures belong to that mode alone.
 
 Example:
-    prometheus-reward bench --model embedded --data tests/fixtures/benchmarks/vicuna_eval.json --limit 8 \\
-        --max-new-tokens 64 --json bench.json
+    prometheus-reward bench --model embedded --data vicuna_eval.json --limit 16 --max-new-tokens 256 \\
+        --json benchmarks/results/cpu.json
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import json
 import os
+import platform
+import random
 import resource
 import subprocess
 import sys
@@ -29,10 +57,17 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-MODES = ("sequential", "generate", "expected", "direct", "raw-forward")
+from .config import JudgeConfig
+
+MODES = ("sequential", "generate:padded", "generate", "expected:padded", "expected", "direct", "raw-forward")
+EXTRA_MODES = ("direct:unshared",)
+STOPS = ("auto", "eos", "drawn", "fixed")
+SHAPES = ("rows", "grpo")
+GRPO_PROMPTS, GRPO_COMPLETIONS = 8, 8
 
 # Named random-init sizes: real architectures, random weights, for throughput on a GPU without
-# downloading weights. Prometheus 2 7B is a Mistral-7B-Instruct-v0.2 fine-tune.
+# downloading weights. Prometheus 2 7B is a Mistral-7B-Instruct-v0.2 fine-tune. The vocabulary
+# is replaced by the real tokenizer's (see the module).
 RANDOM_INIT_CONFIGS: dict[str, dict[str, Any]] = {
     "mistral-7b": dict(model_type="mistral", hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
                        num_attention_heads=32, num_key_value_heads=8, vocab_size=32000,
@@ -46,28 +81,69 @@ RANDOM_INIT_CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
+def _bench_judge_defaults() -> JudgeConfig:
+    return JudgeConfig(model="embedded")
+
+
 @dataclass
 class BenchConfig:
-    """Every knob of a benchmark run."""
+    """Every knob of a benchmark run; ``judge`` holds the evaluator options (declared once, in
+    :class:`~prometheus_reward.config.JudgeConfig`: model, dtype, device_map, max_batch_tokens,
+    batching, ...).
 
-    model: str = "embedded"
-    data: str = ""
-    limit: int = 8
+    Example:
+        >>> BenchConfig(limit=2, stop="fixed").resolved_stop()
+        'fixed'
+    """
+
+    judge: JudgeConfig = field(default_factory=_bench_judge_defaults)
+    data: str | None = None  # None: the pinned Vicuna set (downloaded once, SHA-256 checked)
+    limit: int = 16
     modes: list[str] = field(default_factory=lambda: list(MODES))
-    max_new_tokens: int = 64
-    dtype: str = "auto"
-    device_map: str | None = None
-    max_batch_tokens: int | None = None
+    max_new_tokens: int = 256
+    stop: str = "auto"
     random_init: str | None = None
     rubric: str = "helpfulness"
     seed: int = 0
     isolate: bool = True
+    raw_batch_sizes: list[int] = field(default_factory=lambda: [1, 4, 16, 64])
+    shape: str = "rows"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.judge, dict):
+            self.judge = JudgeConfig(**self.judge)
+        if self.stop not in STOPS:
+            raise ValueError(f"stop must be one of {STOPS}, got {self.stop!r}")
+        if self.shape not in SHAPES:
+            raise ValueError(f"shape must be one of {SHAPES}, got {self.shape!r}")
+        unknown = set(self.modes) - set(MODES) - set(EXTRA_MODES)
+        if unknown:
+            raise ValueError(f"unknown bench modes: {sorted(unknown)}; choose from {MODES + EXTRA_MODES}")
+
+    def resolved_stop(self) -> str:
+        if self.stop != "auto":
+            return self.stop
+        return "drawn" if self.random_init else "eos"
+
+
+# -- data --------------------------------------------------------------------------------------------
+def resolve_data(data: str | None) -> str:
+    """The data file: ``data`` as given, or the pinned Vicuna set (downloaded once into the cache,
+    SHA-256 checked; see :func:`prometheus_reward.metaeval.download.resolve_benchmark_data`)."""
+    from .metaeval.download import resolve_benchmark_data
+
+    return str(resolve_benchmark_data("vicuna", data))
 
 
 def load_user_prompts(path: str, limit: int, rubric: str = "helpfulness") -> list[str]:
     """Absolute-grading user prompts from a data file: rows with a fully rendered prompt (the
     Prometheus benchmark files) are used as they are; rows with instruction/response fields
-    are rendered with ``rubric``."""
+    are rendered with ``rubric``.
+
+    Example:
+        >>> load_user_prompts("tests/fixtures/benchmarks/vicuna_eval.json", 1)[0][:20]  # doctest: +SKIP
+        '###Task Description:'
+    """
     from .io import pick_column, read_rows
     from .templates import absolute_prompt
 
@@ -88,84 +164,182 @@ def load_user_prompts(path: str, limit: int, rubric: str = "helpfulness") -> lis
     return prompts
 
 
-def _random_init_tokenizer(vocab_size: int, texts: list[str]):
-    """A byte-level BPE tokenizer trained on the bench prompts (cached), so that a random-weight
-    model with a real vocabulary size can be driven by text."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+def grpo_prompts(path: str, prompts: int = GRPO_PROMPTS, completions: int = GRPO_COMPLETIONS) -> list[str]:
+    """GRPO-shaped prompts: ``prompts`` instructions x ``completions`` responses each, so rows of a
+    group share the template header and the instruction. Built from rendered benchmark rows: group
+    g keeps row g's instruction, reference answer and rubric, and takes the responses of the
+    ``completions`` rows after it (real response lengths; whether they answer that instruction
+    does not matter for throughput)."""
+    from .metaeval.data import render_absolute_prompt, split_absolute_prompt
 
-    from .embedded import cache_home
+    rows = load_user_prompts(path, None)
+    fields = [split_absolute_prompt(p) for p in rows]
+    seen: dict[str, int] = {}
+    firsts = []
+    for k, f in enumerate(fields):  # one group per distinct instruction
+        if f.instruction not in seen:
+            seen[f.instruction] = k
+            firsts.append(k)
+    if len(firsts) < prompts or len(fields) < completions:
+        raise SystemExit(f"error: {path} has too few rows for {prompts} x {completions} GRPO-shaped prompts")
+    out = []
+    for g in firsts[:prompts]:
+        for c in range(completions):
+            out.append(render_absolute_prompt(fields[g], response=fields[(g + c) % len(fields)].response))
+    return out
 
-    folder = cache_home() / f"bench-bpe-{vocab_size}"
-    if not (folder / "tokenizer.json").is_file():
-        bpe = Tokenizer(models.BPE())
-        bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        bpe.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<unk>", "<s>", "</s>"],
-                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-        bpe.train_from_iterator(texts * 4, trainer)
-        tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
-        tokenizer.save_pretrained(folder)
-    return PreTrainedTokenizerFast.from_pretrained(folder)
+
+def feedback_lengths(path: str, tokenizer: Any) -> list[int]:
+    """Token lengths of every GPT-4 feedback in the data file, written as the evaluator would
+    (``"<feedback> [RESULT] <score>"``), with this tokenizer (no special tokens)."""
+    from .io import read_rows
+
+    lengths = []
+    for row in read_rows(path, None):
+        feedbacks, scores = row.get("gpt4_feedback"), row.get("gpt4_score")
+        if isinstance(feedbacks, str):
+            feedbacks, scores = [feedbacks], [scores]
+        for k, feedback in enumerate(feedbacks or []):
+            if not isinstance(feedback, str):
+                continue
+            score = scores[k] if isinstance(scores, list) and k < len(scores) else ""
+            text = f"{feedback.strip()} [RESULT] {score}".strip()
+            lengths.append(len(tokenizer(text, add_special_tokens=False)["input_ids"]))
+    if not lengths:
+        raise SystemExit(f"error: stop='drawn' needs GPT-4 feedbacks (gpt4_feedback) in {path}")
+    return lengths
 
 
-def build_judge(cfg: BenchConfig, user_prompts: list[str]):
+def draw_lengths(pool: list[int], n: int, seed: int, cap: int) -> list[int]:
+    """``n`` lengths drawn (seeded) from ``pool``, each capped at ``cap``.
+
+    >>> draw_lengths([10, 20, 300], 4, 0, 256)
+    [256, 256, 20, 10]
+    """
+    rng = random.Random(seed)
+    return [min(rng.choice(pool), cap) for _ in range(n)]
+
+
+# -- the evaluator -------------------------------------------------------------------------------------
+def bench_tokenizer():
+    """The real tokenizer random-init models use: the embedded Gemma-3-270M's (ships with the package)."""
+    from transformers import AutoTokenizer
+
+    from .embedded import embedded_model_path
+
+    return AutoTokenizer.from_pretrained(embedded_model_path())
+
+
+def build_judge(cfg: BenchConfig, **judge_changes: Any):
+    """The judge a bench mode times: ``cfg.judge`` with ``judge_changes``, never retrying (every mode
+    does the same work) and accepting any answer mass (random or smoke weights put little there)."""
     import torch
 
     from .backends.transformers import TransformersBackend
     from .judge import Judge
 
+    jc = dataclasses.replace(cfg.judge, max_retries=0, min_score_mass=0.0, seed=cfg.seed, **judge_changes)
     if cfg.random_init is None:
-        kwargs = {"max_batch_tokens": cfg.max_batch_tokens} if cfg.max_batch_tokens else {}
-        backend = TransformersBackend.from_pretrained(cfg.model, dtype=cfg.dtype, device_map=cfg.device_map, **kwargs)
+        return Judge.from_config(jc)
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    if cfg.random_init in RANDOM_INIT_CONFIGS:
+        spec = dict(RANDOM_INIT_CONFIGS[cfg.random_init])
+        config = AutoConfig.for_model(spec.pop("model_type"), **spec)
     else:
-        from transformers import AutoConfig, AutoModelForCausalLM
-
-        if cfg.random_init in RANDOM_INIT_CONFIGS:
-            spec = dict(RANDOM_INIT_CONFIGS[cfg.random_init])
-            config = AutoConfig.for_model(spec.pop("model_type"), **spec)
-        else:
-            config = AutoConfig.from_pretrained(cfg.random_init)
-        tokenizer = _random_init_tokenizer(config.vocab_size, user_prompts)
-        config.bos_token_id, config.eos_token_id = tokenizer.bos_token_id, tokenizer.eos_token_id
-        dtype = torch.bfloat16 if cfg.dtype in ("auto", "bfloat16") and torch.cuda.is_available() else (
-            getattr(torch, cfg.dtype) if cfg.dtype != "auto" else torch.float32)
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        torch.manual_seed(cfg.seed)
-        with torch.device(device):
-            model = AutoModelForCausalLM.from_config(config, dtype=dtype)
-        backend = TransformersBackend(model, tokenizer, model_id=f"random-init:{cfg.random_init}", family="raw",
-                                      max_batch_tokens=cfg.max_batch_tokens)
-    # throughput only: the random or smoke weights put little mass on the score tokens
-    return Judge(backend, max_retries=0, seed=cfg.seed, min_score_mass=0.0)
+        config = AutoConfig.from_pretrained(cfg.random_init)
+    tokenizer = bench_tokenizer()
+    config.vocab_size = len(tokenizer)  # the real tokenizer's vocabulary (see the module)
+    config.bos_token_id, config.eos_token_id = tokenizer.bos_token_id, tokenizer.eos_token_id
+    config.pad_token_id = tokenizer.pad_token_id
+    on_gpu = torch.cuda.is_available() and jc.device_map != "cpu"
+    dtype = torch.float32 if jc.dtype == "auto" and not on_gpu else (
+        torch.bfloat16 if jc.dtype == "auto" else getattr(torch, jc.dtype))
+    torch.manual_seed(cfg.seed)
+    with torch.device("cuda" if on_gpu else "cpu"):
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    backend = TransformersBackend(model, tokenizer, model_id=f"random-init:{cfg.random_init}", family="raw",
+                                  max_batch_tokens=jc.max_batch_tokens, max_forward_tokens=jc.max_forward_tokens,
+                                  batching=jc.batching, prefix_sharing=jc.prefix_sharing)
+    return Judge(backend, max_retries=0, seed=cfg.seed, min_score_mass=0.0, config=jc)
 
 
+# -- timing ----------------------------------------------------------------------------------------------
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _model_inputs(backend, text: str) -> dict[str, Any]:
-    """One unpadded prompt, tokenised exactly as the backend tokenises it."""
+def _raw_forward(backend, formatted: list[str], batch_size: int) -> float:
+    """Seconds for the bare forward passes of every prompt, ``batch_size`` prompts a pass
+    (length-sorted, left-padded, last-position logits only, no cache)."""
     import torch
 
-    ids = torch.tensor([backend.encode(text)], device=backend.device)
-    return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    rows = sorted((backend.encode(t) for t in formatted), key=len, reverse=True)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for i in range(0, len(rows), batch_size):
+            input_ids, mask = backend._pad(rows[i : i + batch_size])
+            position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+            backend.model(input_ids=input_ids, attention_mask=mask, position_ids=position_ids, logits_to_keep=1,
+                          use_cache=False)
+    if torch.cuda.is_available() and backend.device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def _sequential(backend, formatted: list[str], cfg: BenchConfig, lengths: list[int] | None) -> tuple[int, int]:
+    """Plain ``model.generate`` one prompt at a time; (tokens generated, parsed verdicts)."""
+    import torch
+
+    from .parsing import parse_absolute
+
+    model, tokenizer = backend.model, backend.tokenizer
+    stop = cfg.resolved_stop()
+    eos = set(backend._eos_ids())
+    generated = parsed = 0
+    if cfg.seed is not None:
+        torch.manual_seed(cfg.seed)
+    with torch.inference_mode():
+        for k, text in enumerate(formatted):
+            ids = torch.tensor([backend.encode(text)], device=backend.device)
+            top = lengths[k] if stop == "drawn" else cfg.max_new_tokens
+            least = 0 if stop == "eos" else top  # drawn / fixed: EOS suppressed up to the length
+            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=True, temperature=1.0,
+                                 top_p=0.9, top_k=0, repetition_penalty=1.03, max_new_tokens=top,
+                                 min_new_tokens=least or None, eos_token_id=sorted(eos) or None,
+                                 pad_token_id=tokenizer.pad_token_id)
+            new = out[0, ids.shape[1]:].tolist()
+            end = next((i for i, t in enumerate(new) if t in eos), len(new)) if stop == "eos" else len(new)
+            generated += end
+            parsed += parse_absolute(tokenizer.decode(new[:end], skip_special_tokens=True)) is not None
+    return generated, parsed
 
 
 def run_mode(cfg: BenchConfig, mode: str) -> dict[str, Any]:
     """Time one mode in this process; returns its figures."""
     import torch
 
-    from .parsing import parse_absolute
     from .templates import ABS_SYSTEM_PROMPT
 
-    user_prompts = load_user_prompts(cfg.data, cfg.limit, cfg.rubric)
-    judge = build_judge(cfg, user_prompts)
+    path = resolve_data(cfg.data)
+    user_prompts = grpo_prompts(path) if cfg.shape == "grpo" else load_user_prompts(path, cfg.limit, cfg.rubric)
+    changes: dict[str, Any] = {}
+    if mode.endswith(":padded"):
+        changes["batching"] = "padded"
+    if mode == "direct:unshared":
+        changes["prefix_sharing"] = False
+    judge = build_judge(cfg, **changes)
     backend = judge.backend
-    model, tokenizer = backend.model, backend.tokenizer
     formatted = [backend.format(ABS_SYSTEM_PROMPT, p) for p in user_prompts]
     token_counts = backend.count_tokens(formatted)
-    overrides = dict(max_new_tokens=cfg.max_new_tokens, min_new_tokens=cfg.max_new_tokens)
+    stop = cfg.resolved_stop()
+    lengths = None
+    if stop == "drawn":
+        lengths = draw_lengths(feedback_lengths(path, backend.tokenizer), len(formatted), cfg.seed, cfg.max_new_tokens)
+        backend.exact_lengths = dict(zip(formatted, lengths))
+    overrides: dict[str, Any] = {"max_new_tokens": cfg.max_new_tokens}
+    if stop == "fixed":
+        overrides["min_new_tokens"] = cfg.max_new_tokens
     cuda = torch.cuda.is_available() and backend.device.type == "cuda"
 
     # warm-up: kernels, allocator, tokenizer caches
@@ -174,33 +348,33 @@ def run_mode(cfg: BenchConfig, mode: str) -> dict[str, Any]:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
 
+    base = mode.split(":")[0]
+    extra: dict[str, Any] = {}
     parsed = None
     completion_tokens = 0
     start = time.perf_counter()
     if mode == "sequential":
-        parsed = 0
-        with torch.inference_mode():
-            for text in formatted:
-                inputs = _model_inputs(backend, text)
-                out = model.generate(**inputs, do_sample=True, temperature=1.0, top_p=0.9, top_k=0,
-                                     repetition_penalty=1.03, max_new_tokens=cfg.max_new_tokens,
-                                     min_new_tokens=cfg.max_new_tokens, pad_token_id=tokenizer.pad_token_id)
-                new = out[0, inputs["input_ids"].shape[1]:]
-                completion_tokens += int(new.shape[0])
-                parsed += parse_absolute(tokenizer.decode(new, skip_special_tokens=True)) is not None
+        completion_tokens, parsed = _sequential(backend, formatted, cfg, lengths)
     elif mode == "raw-forward":
-        with torch.inference_mode():
-            for text in formatted:
-                model(**_model_inputs(backend, text), logits_to_keep=1, use_cache=False)
-    elif mode in ("generate", "expected", "direct"):
+        sizes = sorted({1, *(b for b in cfg.raw_batch_sizes if b <= len(formatted))})
+        per_size = {b: _raw_forward(backend, formatted, b) for b in sizes}
+        best = min(per_size, key=per_size.get)
+        extra = {"best_batch_size": best, "seconds_per_batch_size": per_size,
+                 "single_prompt_tokens_per_s": sum(token_counts) / per_size[1]}
+        start = time.perf_counter() - per_size[best]  # the floor: the best batching found
+    elif base in ("generate", "expected", "direct"):
         stats_before = backend.stats.completion_tokens
-        grades = judge.grade_rendered(user_prompts, mode=mode, **overrides)
+        grades = judge.grade_rendered(user_prompts, mode=base, **overrides)
         completion_tokens = backend.stats.completion_tokens - stats_before
         # a smoke model rarely writes "[RESULT] N": the parse rate is reported, not required
-        parsed = sum(bool(g.samples) and g.samples[0] is not None for g in grades) if mode != "direct" else None
+        parsed = sum(bool(g.samples) and g.samples[0] is not None for g in grades) if base != "direct" else None
         truncated = [g.error for g in grades if g.truncated]
         if truncated:
             raise RuntimeError(f"{len(truncated)} prompts do not fit the context: {truncated[0]}")
+        if base != "direct":
+            extra["batching"] = backend.last_batching
+        else:
+            extra["prefix_sharing"] = backend.prefix_sharing
     else:
         raise ValueError(f"unknown bench mode {mode!r}")
     if cuda:
@@ -212,13 +386,19 @@ def run_mode(cfg: BenchConfig, mode: str) -> dict[str, Any]:
         "seconds": elapsed,
         "judgments_per_s": n / elapsed,
         "prompt_tokens": sum(token_counts),
+        "mean_prompt_tokens": sum(token_counts) / n,
         "prompt_tokens_per_s": sum(token_counts) / elapsed,
         "completion_tokens": completion_tokens,
+        "completion_tokens_per_s": completion_tokens / elapsed,
+        "stop": stop if base in ("sequential", "generate", "expected") else None,
+        "drawn_lengths": lengths if base in ("sequential", "generate", "expected") else None,
         "parsed": parsed,
         "peak_rss_mb": _peak_rss_mb(),
         "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
         "device": str(backend.device) + (f" ({torch.cuda.get_device_name()})" if cuda else f" ({torch.get_num_threads()} threads)"),
         "model": backend.model_id,
+        "vocab_size": int(backend.model.config.vocab_size),
+        **extra,
     }
 
 
@@ -234,43 +414,81 @@ def _run_isolated(cfg: BenchConfig, mode: str) -> dict[str, Any]:
 
 
 def run_bench(cfg: BenchConfig, progress: bool = True) -> dict[str, dict[str, Any]]:
-    """Run every requested mode; adds ``ratio_to_sequential`` and direct's efficiency."""
+    """Run every requested mode; adds the ratios (see :func:`add_ratios`)."""
     from tqdm.auto import tqdm
 
-    unknown = set(cfg.modes) - set(MODES)
-    if unknown:
-        raise ValueError(f"unknown bench modes: {sorted(unknown)}; choose from {MODES}")
     results: dict[str, dict[str, Any]] = {}
     for mode in tqdm(cfg.modes, desc="bench", unit="mode", disable=not progress):
         results[mode] = _run_isolated(cfg, mode) if cfg.isolate else run_mode(cfg, mode)
+    return add_ratios(results)
+
+
+def add_ratios(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``ratio_to_sequential`` for every mode; ``ratio_to_padded`` for ``generate`` / ``expected``
+    (against their ``:padded`` runs); direct's ``efficiency_vs_raw_forward`` (prompt tokens/s
+    over the floor's)."""
     base = results.get("sequential", {}).get("judgments_per_s")
-    for figures in results.values():
+    for mode, figures in results.items():
         figures["ratio_to_sequential"] = figures["judgments_per_s"] / base if base else None
-    if "direct" in results and "raw-forward" in results:
-        results["direct"]["efficiency_vs_raw_forward"] = (
-            results["direct"]["prompt_tokens_per_s"] / results["raw-forward"]["prompt_tokens_per_s"]
-        )
+        padded = results.get(f"{mode}:padded")
+        if padded is not None:
+            figures["ratio_to_padded"] = figures["judgments_per_s"] / padded["judgments_per_s"]
+    floor = results.get("raw-forward")
+    for mode in ("direct", "direct:unshared"):
+        if mode in results and floor is not None:
+            results[mode]["efficiency_vs_raw_forward"] = (
+                results[mode]["prompt_tokens_per_s"] / floor["prompt_tokens_per_s"])
     return results
+
+
+def run_metadata(argv: list[str] | None = None) -> dict[str, Any]:
+    """Where and how a run was made: command, machine, versions, date, load average."""
+    import torch
+    import transformers
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                cwd=os.path.dirname(__file__)).stdout.strip() or None
+    except OSError:
+        commit = None
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    if argv is None:  # run from the command line: its own words; in-process callers pass theirs
+        argv = sys.argv[1:] if sys.argv[1:2] == ["bench"] else ["(in-process)"]
+    return {
+        "command": " ".join(["prometheus-reward", *argv]),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count(),
+                    "torch_threads": torch.get_num_threads(), "gpu": gpu},
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "transformers": transformers.__version__, "git_commit": commit},
+        "load_average_start": list(os.getloadavg()),
+    }
 
 
 def results_table(results: dict[str, dict[str, Any]], cfg: BenchConfig):
     from rich.table import Table
 
     any_result = next(iter(results.values()))
-    table = Table(title=f"bench: {any_result['model']} on {any_result['device']}, {any_result['judgments']} prompts, "
-                        f"{cfg.max_new_tokens} new tokens (generate modes)")
-    for column in ("mode", "judgments/s", "prompt tok/s", "s total", "peak RSS MB", "peak GPU MB", "x sequential", "note"):
+    stop = cfg.resolved_stop()
+    table = Table(title=f"bench: {any_result['model']} on {any_result['device']}, {any_result['judgments']} prompts "
+                        f"(mean {any_result['mean_prompt_tokens']:.0f} tokens), stop={stop}, "
+                        f"max {cfg.max_new_tokens} new tokens")
+    for column in ("mode", "judgments/s", "tokens generated", "prompt tok/s", "s total", "peak RSS MB",
+                   "peak GPU MB", "x sequential", "x padded", "note"):
         table.add_column(column, justify="left" if column in ("mode", "note") else "right")
     for mode, r in results.items():
         note = ""
-        if mode == "direct" and "efficiency_vs_raw_forward" in r:
+        if "efficiency_vs_raw_forward" in r:
             note = f"{r['efficiency_vs_raw_forward']:.2f} of raw-forward tok/s"
+        elif mode == "raw-forward":
+            note = f"best batch {r['best_batch_size']}; one at a time {r['single_prompt_tokens_per_s']:.0f} tok/s"
         elif r.get("parsed") is not None:
-            note = f"{r['parsed']}/{r['judgments']} parsed"
+            note = f"{r['parsed']}/{r['judgments']} parsed" + (f", {r['batching']}" if r.get("batching") else "")
         table.add_row(
-            mode, f"{r['judgments_per_s']:.3f}", f"{r['prompt_tokens_per_s']:.0f}", f"{r['seconds']:.1f}",
-            f"{r['peak_rss_mb']:.0f}", "-" if r["peak_gpu_mb"] is None else f"{r['peak_gpu_mb']:.0f}",
-            "-" if r["ratio_to_sequential"] is None else f"{r['ratio_to_sequential']:.2f}", note,
+            mode, f"{r['judgments_per_s']:.3f}", str(r["completion_tokens"]), f"{r['prompt_tokens_per_s']:.0f}",
+            f"{r['seconds']:.1f}", f"{r['peak_rss_mb']:.0f}", "-" if r["peak_gpu_mb"] is None else f"{r['peak_gpu_mb']:.0f}",
+            "-" if r["ratio_to_sequential"] is None else f"{r['ratio_to_sequential']:.2f}",
+            f"{r['ratio_to_padded']:.2f}" if r.get("ratio_to_padded") else "-", note,
         )
     return table
 

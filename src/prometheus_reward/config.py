@@ -44,6 +44,7 @@ PAIRWISE_ANCHORS: tuple[str, ...] = ("auto", "reference", "group", "tournament")
 STRATEGIES: tuple[str, ...] = ("absolute", "pairwise")
 TOURNAMENTS: tuple[str, ...] = ("round-robin", "knockout")
 RANKINGS: tuple[str, ...] = ("win-rate", "bradley-terry")
+BATCHING: tuple[str, ...] = ("auto", "padded", "continuous")
 
 
 class ConfigError(ValueError):
@@ -78,6 +79,13 @@ class JudgeConfig:
     max_batch_tokens: int | None = option(None, "token budget of one generation batch (default 16k on CPU, 64k on GPU)")
     max_forward_tokens: int | None = option(None, "token budget of one forward-only batch (default 2k on CPU, "
                                             "max_batch_tokens on GPU)")
+    batching: str = option("auto", "how a local evaluator batches generation: continuous (transformers' continuous "
+                           "batching: a finished row frees its place at once), padded (batches run until their "
+                           "longest row ends), auto (continuous on CPU where transformers and the model support it; padded on "
+                           "GPUs until measured there)",
+                           choices=BATCHING)
+    prefix_sharing: bool = option(True, "local evaluator, forward-only batches (direct mode, expected readings): "
+                                  "compute the prompt prefix rows share (template header, instruction) once")
     max_input_tokens: int | None = option(None, "prompt token budget (default: the context minus the new tokens)")
     max_retries: int = option(2, "re-samples of outputs without a parseable result (generate mode)")
     relative_variant: str = option("prometheus-2", "wording of the pairwise prompt", choices=RELATIVE_VARIANTS)

@@ -144,7 +144,8 @@ class Judge:
             backend = TransformersBackend.from_pretrained(
                 config.model, dtype=config.dtype, device_map=config.device_map, adapter=config.adapter,
                 family=config.family, max_batch_tokens=config.max_batch_tokens,
-                max_forward_tokens=config.max_forward_tokens, **config.model_kwargs,
+                max_forward_tokens=config.max_forward_tokens, batching=config.batching,
+                prefix_sharing=config.prefix_sharing, **config.model_kwargs,
             )
         return cls(backend, max_input_tokens=config.max_input_tokens, max_retries=config.max_retries,
                    relative_variant=config.relative_variant, seed=config.seed, min_score_mass=config.min_score_mass,

@@ -44,10 +44,10 @@ import httpx
 
 from ..templates import ChatFamily, detect_family, format_chat
 from .base import AnswerDistribution, Backend, Generation, Locator, SamplingParams
+from .tokens import default_context_length, encode_prompt, lead_text, normalize_piece, truncate_text
 
 logger = logging.getLogger(__name__)
 
-_FAMILY_CONTEXT = {"prometheus-1": 4096, "prometheus-2": 4096}
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 # Request fields some servers reject (``transformers serve`` answers 422 to unknown fields):
 # dropped for the rest of the session when a 4xx names them, then the request is resent.
@@ -56,17 +56,15 @@ _OPTIONAL_FIELDS = ("repetition_penalty", "seed", "logprobs", "top_logprobs", "c
 _UNKNOWN_FIELD_WORDS = ("unexpected", "unsupported", "not supported", "extra", "unknown", "not permitted",
                         "unrecognized", "unrecognised")
 _CHARS_PER_TOKEN = 4
-_PROBE = "Answer:\n"
 
 
 def normalize_token(piece: str) -> str:
-    """A vocabulary piece as plain text: sentencepiece's ``▁`` and byte-BPE's ``Ġ`` become spaces,
-    then surrounding whitespace goes, so ``"▁4"``, ``"Ġ4"`` and ``" 4"`` all read ``"4"``.
+    """A vocabulary piece as plain text (see :func:`prometheus_reward.backends.tokens.normalize_piece`).
 
     >>> normalize_token("\u25814"), normalize_token("\u0120B"), normalize_token(" 3 ")
     ('4', 'B', '3')
     """
-    return piece.replace("\u2581", " ").replace("\u0120", " ").strip()
+    return normalize_piece(piece)
 
 
 def distribution_from_top(top: dict[str, float] | None, choices: Sequence[str]) -> AnswerDistribution | None:
@@ -304,10 +302,7 @@ class OpenAIBackend(Backend):
             return None
 
     def _default_context_length(self) -> int:
-        if self.family in _FAMILY_CONTEXT:
-            return _FAMILY_CONTEXT[self.family]
-        limit = getattr(self.tokenizer, "model_max_length", None)
-        return limit if isinstance(limit, int) and 0 < limit < 10**7 else 4096
+        return default_context_length(self.family, None, self.tokenizer)
 
     # -- text ------------------------------------------------------------------------------------
     def format(self, system: str, user: str) -> str:
@@ -330,12 +325,7 @@ class OpenAIBackend(Backend):
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if self.tokenizer is None:
             return [math.ceil(len(t) / _CHARS_PER_TOKEN) for t in texts]
-        bos = self.tokenizer.bos_token
-        counts = []
-        for text in texts:
-            add_special = not (bos and text.startswith(bos))
-            counts.append(len(self.tokenizer(text, add_special_tokens=add_special)["input_ids"]))
-        return counts
+        return [len(encode_prompt(self.tokenizer, text)) for text in texts]
 
     def truncate(self, text: str, max_tokens: int, keep: Literal["head", "tail"] = "head") -> str:
         max_tokens = max(max_tokens, 0)
@@ -344,36 +334,16 @@ class OpenAIBackend(Backend):
             if len(text) <= limit:
                 return text
             return text[:limit] if keep == "head" else text[len(text) - limit :]
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        if len(ids) <= max_tokens:
-            return text
-        kept = ids[:max_tokens] if keep == "head" else ids[len(ids) - max_tokens :]
-        return self.tokenizer.decode(kept, skip_special_tokens=False)
+        return truncate_text(self.tokenizer, text, max_tokens, keep)
 
     def _lead_text(self, choices: Sequence[str], lead: str) -> str:
-        """The part of ``lead`` that ends on a token boundary before every choice.
-
-        With a tokenizer this is the common token prefix of ``lead + choice`` (Gemma and Mistral
-        write the space before a digit as its own token, so it stays in the lead); without one
-        it is ``lead`` itself and the reader skips a whitespace-only first token."""
+        """The part of ``lead`` that ends on a token boundary before every choice (see
+        :func:`prometheus_reward.backends.tokens.lead_text`); without a tokenizer it is ``lead``
+        itself and the reader skips a whitespace-only first token."""
         key = (tuple(choices), lead)
-        if key in self._lead_cache:
-            return self._lead_cache[key]
-        text = lead
-        if self.tokenizer is not None:
-            probe = self.tokenizer(_PROBE, add_special_tokens=False)["input_ids"]
-            sequences = []
-            for choice in choices:
-                ids = self.tokenizer(_PROBE + lead + choice, add_special_tokens=False)["input_ids"]
-                sequences.append(ids[len(probe):] if ids[: len(probe)] == probe else ids)
-            common = 0
-            while all(len(s) > common for s in sequences) and len({s[common] for s in sequences}) == 1:
-                common += 1
-            text = self.tokenizer.decode(sequences[0][:common], skip_special_tokens=False)
-            if not lead.startswith(text):  # decoding did not round-trip: keep the lead as given
-                text = lead
-        self._lead_cache[key] = text
-        return text
+        if key not in self._lead_cache:
+            self._lead_cache[key] = lead_text(self.tokenizer, choices, lead)
+        return self._lead_cache[key]
 
     def _wire_prompt(self, text: str) -> str:
         bos = getattr(self.tokenizer, "bos_token", None) if self.tokenizer is not None else None

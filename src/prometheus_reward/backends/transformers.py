@@ -16,69 +16,22 @@ from pathlib import Path
 from typing import Any, Iterator, Literal, Sequence
 
 import torch
+from transformers import StoppingCriteria
 
+from ..config import BATCHING
 from ..embedded import resolve_model_path
 from ..templates import ChatFamily, detect_family, format_chat
 from .base import AnswerDistribution, Backend, Generation, Locator, SamplingParams
+from .continuous import RowSpec, continuous_batching_unavailable, run_continuous
+from .tokens import AnswerTokens, default_context_length, encode_prompt, plan_answer_tokens, truncate_text
+
+__all__ = ["TransformersBackend", "plan_answer_tokens", "peak_memory_mb"]  # plan_answer_tokens: moved to tokens.py
 
 logger = logging.getLogger(__name__)
-
-# Prometheus 1 (Llama-2) and Prometheus 2 (Mistral 7B) were trained with 4096-token contexts.
-_FAMILY_CONTEXT = {"prometheus-1": 4096, "prometheus-2": 4096}
-_PROBE = "Answer:\n"  # tokenised in front of continuations so that they tokenise as mid-text
 
 
 def _is_oom(err: BaseException) -> bool:
     return isinstance(err, torch.OutOfMemoryError) or "out of memory" in str(err).lower()
-
-
-def _normalize_piece(piece: str) -> str:
-    # sentencepiece marks a leading space with U+2581, byte-level BPE with U+0120
-    return piece.replace("\u2581", " ").replace("\u0120", " ").strip()
-
-
-AnswerTokens = tuple[list[int], list[int], list[list[int]]]
-
-
-def plan_answer_tokens(tokenizer: Any, choices: Sequence[str], lead: str = "[RESULT] ") -> AnswerTokens:
-    """How to read ``choices`` after ``lead`` with this tokenizer.
-
-    Returns (lead token ids, all answer-token ids, per choice the positions of its variants in
-    that list). The lead is the common token prefix of ``lead + choice`` over all choices (so
-    "[RESULT] " ends in a lone space token for sentencepiece vocabularies, and before it for
-    byte-level BPE, where " 4" is one token); the variants of a choice are every vocabulary token
-    that reads as the choice ("4", "\u25814", "\u01204"), so the probability does not depend on
-    how the model spaces its answer.
-
-    >>> from transformers import AutoTokenizer                       # doctest: +SKIP
-    >>> lead, ids, groups = plan_answer_tokens(AutoTokenizer.from_pretrained("gpt2"), "12345")  # doctest: +SKIP
-    """
-    probe = tokenizer(_PROBE, add_special_tokens=False)["input_ids"]
-    sequences = []
-    for choice in choices:
-        ids = tokenizer(_PROBE + lead + choice, add_special_tokens=False)["input_ids"]
-        sequences.append(ids[len(probe) :] if ids[: len(probe)] == probe else ids)
-    common = 0
-    while all(len(s) > common for s in sequences) and len({s[common] for s in sequences}) == 1:
-        common += 1
-    if not all(len(s) > common for s in sequences):
-        raise ValueError(f"choices {tuple(choices)} are not distinguishable after {lead!r} for this tokenizer")
-    lead_ids = sequences[0][:common]
-    first = [s[common] for s in sequences]
-    if len(set(first)) != len(first):
-        raise ValueError(f"choices {tuple(choices)} do not start with distinct tokens for this tokenizer")
-    variants: dict[str, set[int]] = {c: {tid} for c, tid in zip(choices, first)}
-    for piece, tid in tokenizer.get_vocab().items():
-        normalized = _normalize_piece(piece)
-        if normalized in variants:
-            variants[normalized].add(tid)
-    all_ids: list[int] = []
-    groups: list[list[int]] = []
-    for choice in choices:
-        ids = sorted(variants[choice])
-        groups.append(list(range(len(all_ids), len(all_ids) + len(ids))))
-        all_ids.extend(ids)
-    return lead_ids, all_ids, groups
 
 
 class _ChoiceLogitRecorder:
@@ -100,6 +53,54 @@ class _ChoiceLogitRecorder:
         return scores
 
 
+MIN_SHARED_PREFIX = 64  # tokens: below this a shared prefix saves less than the extra pass costs
+
+
+def _common_length(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    k = 0
+    while k < n and a[k] == b[k]:
+        k += 1
+    return k
+
+
+def shared_prefix_groups(rows: Sequence[Sequence[int]], min_shared: int = MIN_SHARED_PREFIX) -> list[tuple[int, list[int]]]:
+    """Rows grouped by a shared token prefix: ``(prefix length, row indices)``, prefix 0 for rows
+    that share none worth reusing. Rows are sorted (so rows with a common prefix are neighbours)
+    and a group grows while that saves more prefix tokens ((size - 1) x prefix); every row keeps at
+    least its last token outside the prefix.
+
+    >>> shared_prefix_groups([[1, 2, 3, 4], [1, 2, 3, 5], [9, 9]], min_shared=2)
+    [(3, [0, 1]), (0, [2])]
+    """
+    if not rows:
+        return []
+    order = sorted(range(len(rows)), key=lambda i: list(rows[i]))
+    groups: list[tuple[int, list[int]]] = []
+    members, shared = [order[0]], len(rows[order[0]]) - 1
+    for i in order[1:]:
+        common = min(shared, _common_length(rows[members[0]], rows[i]), len(rows[i]) - 1)
+        if common >= min_shared and len(members) * common >= (len(members) - 1) * shared:
+            members.append(i)
+            shared = common
+        else:
+            groups.append((shared if len(members) > 1 else 0, members))
+            members, shared = [i], len(rows[i]) - 1
+    groups.append((shared if len(members) > 1 else 0, members))
+    return groups
+
+
+class _RowLengths(StoppingCriteria):
+    """Stop each row of a padded batch at its own length (a bool per row, as EOS would)."""
+
+    def __init__(self, limits: Sequence[int], prompt_width: int):
+        self.limits = torch.tensor(limits)
+        self.prompt_width = prompt_width
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        return (input_ids.shape[1] - self.prompt_width) >= self.limits.to(input_ids.device)
+
+
 class TransformersBackend(Backend):
     """Run an evaluator with ``transformers`` on CPU or GPU.
 
@@ -115,6 +116,20 @@ class TransformersBackend(Backend):
             compute-bound already at one prompt and bigger padded batches only cost time.
         context_length: override the evaluator's context window.
         revision: model revision (defaults to a hash of the config and weights' identity).
+        batching: how :meth:`generate` batches: ``continuous`` (transformers' continuous batching:
+            a paged KV cache of ``max_batch_tokens`` tokens, where a finished row frees its place
+            for a waiting one), ``padded`` (left-padded batches of ``max_batch_tokens`` that run
+            until their longest row ends), or ``auto``: continuous on CPU where this transformers
+            and model support it (measured faster there), else padded (and padded from then on if
+            continuous batching fails); on a GPU, choose after ``prometheus-reward bench``.
+        prefix_sharing: in forward-only batches (``direct`` mode, expected-score readings), run
+            the token prefix that rows share (the template header and instruction of a GRPO group)
+            once and reuse its KV cache for every row; the distributions are the same.
+
+    Attributes:
+        exact_lengths: benchmarks only: {formatted prompt: n}: such prompts write exactly n new
+            tokens, EOS ignored (how a benchmark gives every mode the same output lengths).
+        last_batching: ``"continuous"`` or ``"padded"``: what the last :meth:`generate` ran.
     """
 
     def __init__(
@@ -128,8 +143,17 @@ class TransformersBackend(Backend):
         context_length: int | None = None,
         revision: str | None = None,
         max_forward_tokens: int | None = None,
+        batching: str = "auto",
+        prefix_sharing: bool = True,
     ):
         super().__init__()
+        if batching not in BATCHING:
+            raise ValueError(f"batching must be one of {BATCHING}, got {batching!r}")
+        self.batching = batching
+        self.prefix_sharing = prefix_sharing
+        self.exact_lengths: dict[str, int] | None = None
+        self.last_batching: str | None = None
+        self._continuous_failed: str | None = None
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.model_id = model_id
@@ -163,6 +187,8 @@ class TransformersBackend(Backend):
         max_forward_tokens: int | None = None,
         context_length: int | None = None,
         merge_adapter: bool = True,
+        batching: str = "auto",
+        prefix_sharing: bool = True,
         **model_kwargs: Any,
     ) -> "TransformersBackend":
         """Load an evaluator from the hub, a local folder, or ``"embedded"`` (Gemma-3-270M).
@@ -199,18 +225,12 @@ class TransformersBackend(Backend):
             max_forward_tokens=max_forward_tokens,
             context_length=context_length,
             revision=model_revision,
+            batching=batching,
+            prefix_sharing=prefix_sharing,
         )
 
     def _default_context_length(self) -> int:
-        if self.family in _FAMILY_CONTEXT:
-            return _FAMILY_CONTEXT[self.family]
-        config = self.model.config
-        for attr in ("max_position_embeddings", "n_positions", "max_sequence_length"):
-            value = getattr(config, attr, None)
-            if isinstance(value, int) and value > 0:
-                return value
-        limit = getattr(self.tokenizer, "model_max_length", None)
-        return limit if isinstance(limit, int) and limit < 10**7 else 4096
+        return default_context_length(self.family, self.model.config, self.tokenizer)
 
     # -- text ----------------------------------------------------------------------------------
     def format(self, system: str, user: str) -> str:
@@ -218,21 +238,15 @@ class TransformersBackend(Backend):
 
     def encode(self, text: str) -> list[int]:
         """Token ids of a formatted prompt: BOS is added unless the chat template wrote it."""
-        bos = self.tokenizer.bos_token
-        add_special = not (bos and text.startswith(bos))
-        return self.tokenizer(text, add_special_tokens=add_special)["input_ids"]
+        return encode_prompt(self.tokenizer, text)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(self.encode(t)) for t in texts]
 
     def truncate(self, text: str, max_tokens: int, keep: Literal["head", "tail"] = "head") -> str:
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        if len(ids) <= max_tokens:
-            return text
-        kept = ids[: max(max_tokens, 0)] if keep == "head" else ids[len(ids) - max(max_tokens, 0) :]
-        return self.tokenizer.decode(kept, skip_special_tokens=False)
+        return truncate_text(self.tokenizer, text, max_tokens, keep)
 
-    def _choice_plan(self, choices: tuple[str, ...], lead: str) -> "AnswerTokens":
+    def _choice_plan(self, choices: tuple[str, ...], lead: str) -> AnswerTokens:
         key = (choices, lead)
         if key not in self._plans:
             self._plans[key] = plan_answer_tokens(self.tokenizer, choices, lead)
@@ -321,25 +335,97 @@ class TransformersBackend(Backend):
             logits = self._last_logits([rows[i] for i in batch], token_ids)
             return [(i, self._distribution(logits[k], groups)) for k, i in enumerate(batch)]
 
-        for batch in self._batches([len(r) for r in rows], self.max_forward_tokens):
-            for index, probs in self._run_split_on_oom(run, batch, "forward"):
+        alone = list(range(len(rows)))
+        if self.prefix_sharing and len(rows) > 1:
+            alone = []
+            for shared, members in shared_prefix_groups(rows):
+                if shared == 0:
+                    alone.extend(members)
+                    continue
+                logits = self._run_split_on_oom(
+                    lambda batch, shared=shared: [self._shared_last_logits(rows[batch[0]][:shared],
+                                                                           [rows[i][shared:] for i in batch], token_ids)],
+                    members, "forward")
+                for index, row_logits in zip(members, torch.cat(logits)):
+                    out[index] = self._distribution(row_logits, groups)
+        for batch in self._batches([len(rows[i]) for i in alone], self.max_forward_tokens):
+            for index, probs in self._run_split_on_oom(run, [alone[k] for k in batch], "forward"):
                 out[index] = probs
         return out
 
-    # -- generation ---------------------------------------------------------------------------------
-    def _generation_config(self, sampling: SamplingParams, num_samples: int):
-        from transformers import GenerationConfig
+    def _cache_argument(self) -> str:
+        """The forward's name for a KV cache: ``cache`` in newer transformers, ``past_key_values`` before."""
+        import inspect
 
+        parameters = inspect.signature(self.model.forward).parameters
+        return "cache" if "cache" in parameters else "past_key_values"
+
+    @torch.inference_mode()
+    def _shared_last_logits(self, prefix: Sequence[int], suffixes: Sequence[Sequence[int]], token_ids: torch.Tensor
+                            ) -> torch.Tensor:
+        """``_last_logits`` of ``prefix + suffix`` for every suffix, running the prefix once: its
+        KV cache is copied into each batch of suffixes (right-padded, so every row's tokens keep
+        their distances, which sliding-window layers depend on), within ``max_forward_tokens``."""
+        import copy
+
+        from transformers import DynamicCache
+
+        device = self.device
+        start = torch.tensor([list(prefix)], device=device)
+        cache = DynamicCache(config=self.model.config)
+        cache_arg = self._cache_argument()
+        self.model(input_ids=start, attention_mask=torch.ones_like(start), use_cache=True, logits_to_keep=1,
+                   **{cache_arg: cache})
+        self.stats.forward_batches += 1
+        self.stats.prompt_tokens += len(prefix)
+        order = sorted(range(len(suffixes)), key=lambda i: -len(suffixes[i]))
+        per_batch = max(1, self.max_forward_tokens // max(len(suffixes[order[0]]) + 1, 1))
+        out = torch.empty((len(suffixes), len(token_ids) + 1))
+        pad = self.tokenizer.pad_token_id
+        for first in range(0, len(order), per_batch):
+            batch = order[first : first + per_batch]
+            width = len(suffixes[batch[0]])
+            input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), len(prefix) + width), dtype=torch.long)
+            mask[:, : len(prefix)] = 1
+            for k, i in enumerate(batch):
+                input_ids[k, : len(suffixes[i])] = torch.tensor(list(suffixes[i]), dtype=torch.long)
+                mask[k, len(prefix) : len(prefix) + len(suffixes[i])] = 1
+            lasts = torch.tensor([len(suffixes[i]) - 1 for i in batch])
+            keep = torch.unique(lasts)  # sorted: one logits column per distinct last position
+            shared = copy.deepcopy(cache)
+            shared.batch_repeat_interleave(len(batch))
+            positions = torch.arange(len(prefix), len(prefix) + width).expand(len(batch), -1)
+            logits = self.model(input_ids=input_ids.to(device), attention_mask=mask.to(device),
+                                position_ids=positions.to(device), use_cache=True, logits_to_keep=keep.to(device),
+                                **{cache_arg: shared}).logits
+            last = logits[torch.arange(len(batch), device=logits.device),
+                          torch.searchsorted(keep, lasts).to(logits.device)].float()
+            picked = last[:, token_ids.to(last.device)]
+            out[batch] = torch.cat([picked, torch.logsumexp(last, dim=-1, keepdim=True)], dim=-1).cpu()
+            self.stats.forward_batches += 1
+            self.stats.batch_sizes.append(len(batch))
+            self.stats.prompt_tokens += int(mask[:, len(prefix):].sum())
+        return out
+
+    # -- generation ---------------------------------------------------------------------------------
+    def _eos_ids(self) -> list[int]:
         eos = self.model.generation_config.eos_token_id
         if eos is None:
             eos = self.tokenizer.eos_token_id
+        return [] if eos is None else sorted(set(eos if isinstance(eos, (list, tuple)) else [eos]))
+
+    def _generation_config(self, sampling: SamplingParams, num_samples: int, honour_eos: bool = True,
+                           max_new_tokens: int | None = None):
+        from transformers import GenerationConfig
+
         config = GenerationConfig(
-            max_new_tokens=sampling.max_new_tokens,
+            max_new_tokens=max_new_tokens or sampling.max_new_tokens,
             min_new_tokens=sampling.min_new_tokens or None,
             do_sample=sampling.do_sample,
             num_return_sequences=num_samples,
             pad_token_id=self.tokenizer.pad_token_id,
-            eos_token_id=eos,
+            eos_token_id=(self._eos_ids() or None) if honour_eos else None,
             top_k=0,  # the Prometheus recipe uses top_p alone; models' own top_k defaults are off
             repetition_penalty=1.0,  # applied after the recorder instead (see below)
         )
@@ -347,6 +433,31 @@ class TransformersBackend(Backend):
             config.temperature = sampling.temperature
             config.top_p = sampling.top_p
         return config
+
+    def _row_limits(self, prompts: Sequence[str], sampling: SamplingParams) -> list[tuple[int, int, bool]]:
+        """Per prompt: (most new tokens, fewest new tokens, whether EOS ends it)."""
+        exact = self.exact_lengths or {}
+        planned = [p in exact for p in prompts]
+        if any(planned) and not all(planned):
+            raise ValueError("exact_lengths must cover every prompt of a call or none")
+        if all(planned) and prompts:
+            return [(exact[p], exact[p], False) for p in prompts]
+        top = sampling.max_new_tokens
+        return [(top, min(sampling.min_new_tokens, top), True)] * len(prompts)
+
+    def continuous_unavailable(self) -> str | None:
+        """Why :meth:`generate` runs padded batches (None: it uses continuous batching)."""
+        if self.batching == "padded":
+            return "batching='padded'"
+        if self._continuous_failed:
+            return self._continuous_failed
+        reason = continuous_batching_unavailable(self.model)
+        if reason and self.batching == "continuous":
+            raise RuntimeError(f"batching='continuous' but {reason}")
+        if reason is None and self.batching == "auto" and self.device.type != "cpu":
+            # measured faster on CPU only (README, Speed); on a GPU bench generate vs generate:padded first
+            return "auto batching is padded off CPU until continuous batching is measured faster there"
+        return reason
 
     def generate(
         self,
@@ -357,12 +468,55 @@ class TransformersBackend(Backend):
         locate: Locator | None = None,
         num_samples: int = 1,
     ) -> list[list[Generation]]:
-        from transformers import LogitsProcessorList, RepetitionPenaltyLogitsProcessor
-
         rows = [self.encode(p) for p in prompts]
         plan = self._choice_plan(tuple(choices), "[RESULT] ") if choices else None
+        limits = self._row_limits(prompts, sampling)
+        out = None
+        if rows and self.continuous_unavailable() is None:
+            try:
+                out = self._generate_continuous(rows, limits, sampling, plan, locate, num_samples)
+                self.last_batching = "continuous"
+            except Exception as err:  # the padded path stays the fallback; an explicit choice fails loudly
+                if self.batching == "continuous":
+                    raise
+                self._continuous_failed = f"continuous batching failed here: {type(err).__name__}: {err}"
+                logger.warning("%s; using padded batching from now on", self._continuous_failed)
+        if out is None:
+            out = self._generate_padded(rows, limits, sampling, plan, locate, num_samples)
+            self.last_batching = "padded"
+        for gens, row in zip(out, rows):
+            self.stats.prompt_tokens += len(row) * len(gens)
+            self.stats.completion_tokens += sum(g.completion_tokens for g in gens)
+        return out
+
+    def _generate_continuous(self, rows, limits, sampling, plan, locate, num_samples) -> list[list[Generation]]:
+        eos = self._eos_ids()
+        specs = [RowSpec(row, top, least, eos if honour else None)
+                 for row, (top, least, honour) in zip(rows, limits) for _ in range(num_samples)]
+        answer_ids = torch.tensor(plan[1], dtype=torch.long) if plan else None
+        results = run_continuous(
+            self.model, specs, sampling, answer_ids=answer_ids, cache_tokens=self.max_batch_tokens,
+            batch_tokens=self.max_forward_tokens if self.device.type != "cuda" else None, seed=sampling.seed,
+        )
+        self.stats.generate_batches += 1
+        self.stats.batch_sizes.append(len(specs))
+        out = []
+        for k, (row, (top, _, honour)) in enumerate(zip(rows, limits)):
+            gens = []
+            for s in range(num_samples):
+                result = results[k * num_samples + s]
+                gens.append(self._decode_generation(torch.tensor(result.tokens, dtype=torch.long), result.recorded.get,
+                                                    plan, locate, len(row), top, honour))
+            out.append(gens)
+        return out
+
+    def _generate_padded(self, rows, limits, sampling, plan, locate, num_samples) -> list[list[Generation]]:
+        from transformers import LogitsProcessorList, RepetitionPenaltyLogitsProcessor, StoppingCriteriaList
+
         token_ids = torch.tensor(plan[1], dtype=torch.long) if plan else None
-        config = self._generation_config(sampling, num_samples)
+        honour = all(h for _, _, h in limits)
+        longest = max((top for top, _, _ in limits), default=sampling.max_new_tokens)
+        config = self._generation_config(sampling, num_samples, honour, longest)
         out: list[list[Generation]] = [[] for _ in rows]
         if sampling.seed is not None:
             torch.manual_seed(sampling.seed)
@@ -376,8 +530,13 @@ class TransformersBackend(Backend):
                 processors.append(recorder)
             if sampling.repetition_penalty != 1.0:
                 processors.append(RepetitionPenaltyLogitsProcessor(sampling.repetition_penalty))
+            stopping = StoppingCriteriaList()
+            if not honour:  # per-row lengths (benchmarks): a finished row waits for the batch, as after an EOS
+                stopping.append(_RowLengths([limits[i][0] for i in batch for _ in range(num_samples)],
+                                            input_ids.shape[1]))
             sequences = self.model.generate(
-                input_ids=input_ids, attention_mask=mask, generation_config=config, logits_processor=processors
+                input_ids=input_ids, attention_mask=mask, generation_config=config, logits_processor=processors,
+                stopping_criteria=stopping,
             )
             self.stats.generate_batches += 1
             self.stats.batch_sizes.append(len(batch))
@@ -388,30 +547,30 @@ class TransformersBackend(Backend):
                 gens = []
                 for s in range(num_samples):
                     j = k * num_samples + s
-                    gens.append(self._decode_generation(new[j], recorded[j] if recorded is not None else None,
-                                                        plan, locate, len(rows[index])))
+                    reading = None if recorded is None else (lambda t, j=j: recorded[j, t] if t < recorded.shape[1] else None)
+                    top, _, row_honour = limits[index]
+                    gens.append(self._decode_generation(new[j], reading, plan, locate, len(rows[index]), top, row_honour))
                 results.append((index, gens))
             return results
 
-        for batch in self._batches([len(r) for r in rows], self.max_batch_tokens, extra=sampling.max_new_tokens, copies=num_samples):
+        for batch in self._batches([len(r) for r in rows], self.max_batch_tokens, extra=longest, copies=num_samples):
             for index, gens in self._run_split_on_oom(run, batch, "generate"):
                 out[index] = gens
-        for gens, row in zip(out, rows):
-            self.stats.prompt_tokens += len(row) * len(gens)
-            self.stats.completion_tokens += sum(g.completion_tokens for g in gens)
         return out
 
-    def _decode_generation(self, ids: torch.Tensor, recorded: torch.Tensor | None, plan, locate, prompt_len: int) -> Generation:
-        ids_list = ids.tolist()
+    def _decode_generation(self, ids: torch.Tensor, reading, plan, locate, prompt_len: int,
+                           limit: int | None = None, honour_eos: bool = True) -> Generation:
+        """A Generation from new token ids; ``reading(t)`` gives the recorded answer logits of step
+        ``t`` (None where nothing was recorded)."""
+        ids_list = ids.tolist()[:limit]
         special = set(self.tokenizer.all_special_ids)
-        # drop padding and everything after the first end-of-sequence token
-        eos = self.model.generation_config.eos_token_id
-        eos_ids = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
-        end = next((i for i, t in enumerate(ids_list) if t in eos_ids), len(ids_list))
-        ids_list = ids_list[:end]
+        if honour_eos:  # drop padding and everything after the first end-of-sequence token
+            eos_ids = set(self._eos_ids()) | {self.tokenizer.eos_token_id}
+            end = next((i for i, t in enumerate(ids_list) if t in eos_ids), len(ids_list))
+            ids_list = ids_list[:end]
         text = self.tokenizer.decode(ids_list, skip_special_tokens=True)
         answer = None
-        if plan is not None and locate is not None and recorded is not None:
+        if plan is not None and locate is not None and reading is not None:
             offset = locate(text)
             if offset is not None:
                 _, all_ids, groups = plan
@@ -420,7 +579,9 @@ class TransformersBackend(Backend):
                     if ids_list[t] not in answer_ids or ids_list[t] in special:
                         continue
                     if len(self.tokenizer.decode(ids_list[:t], skip_special_tokens=True)) <= offset:
-                        answer = self._distribution(recorded[t], groups)
+                        logits = reading(t)
+                        if logits is not None:
+                            answer = self._distribution(logits, groups)
                         break
         return Generation(text=text, answer=answer, prompt_tokens=prompt_len, completion_tokens=len(ids_list))
 

@@ -1,31 +1,50 @@
-"""``prometheus-reward bench``: judging throughput and memory, mode by mode (see :mod:`prometheus_reward.bench`)."""
+"""``prometheus-reward bench``: judging throughput and memory, mode by mode (see :mod:`prometheus_reward.bench`).
+
+The evaluator options are :class:`~prometheus_reward.config.JudgeConfig`'s (generated here with
+:func:`~prometheus_reward.cli.common.add_options`), less those that only concern HTTP servers or
+the scoring rules (the bench times a local model and never retries).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
-from ..bench import MODES, RANDOM_INIT_CONFIGS, BenchConfig, results_table, run_bench
+from ..bench import EXTRA_MODES, MODES, RANDOM_INIT_CONFIGS, SHAPES, STOPS, BenchConfig, results_table, run_bench, run_metadata
+from ..config import JudgeConfig
+from .common import add_options, config_from
+
+# HTTP-only options, and scoring rules the bench fixes (no retries, any answer mass)
+_NOT_BENCH = ("base_urls", "api", "api_key_env", "tokenizer", "request_timeout", "max_concurrency", "max_attempts",
+              "max_retries", "min_score_mass", "allow_forced", "relative_variant", "max_input_tokens", "seed", "adapter")
 
 
 def make_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("bench", help="judging throughput and memory per mode")
-    parser.add_argument("--model", default="embedded")
-    parser.add_argument("--data", required=True, help="prompts: a Prometheus benchmark file or rows with instruction/response")
-    parser.add_argument("--limit", type=int, default=8)
-    parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, from {', '.join(MODES)}")
-    parser.add_argument("--max-new-tokens", type=int, default=64)
-    parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--device-map", default=None)
-    parser.add_argument("--max-batch-tokens", type=int, default=None)
+    add_options(parser, JudgeConfig, "evaluator (local model)", skip=_NOT_BENCH, defaults={"model": "embedded"})
+    parser.add_argument("--data", default=None, help="prompts: a Prometheus benchmark file or rows with "
+                        "instruction/response (default: the pinned Vicuna set, downloaded once)")
+    parser.add_argument("--limit", type=int, default=16)
+    parser.add_argument("--modes", default=",".join(MODES),
+                        help=f"comma-separated, from {', '.join(MODES + EXTRA_MODES)}")
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--stop", default="auto", choices=STOPS,
+                        help="eos: rows stop at EOS (or max-new-tokens); drawn: each row writes a length drawn from "
+                             "the data's GPT-4 feedbacks (the same in every mode); fixed: every row writes "
+                             "max-new-tokens; auto: drawn for --random-init, else eos")
     parser.add_argument("--random-init", default=None,
-                        help=f"random weights of a named size ({', '.join(RANDOM_INIT_CONFIGS)}) or a config.json path")
+                        help=f"random weights of a named size ({', '.join(RANDOM_INIT_CONFIGS)}) or a config.json path; "
+                             "the embedded Gemma-3 tokenizer (the model's vocabulary is set to its size)")
+    parser.add_argument("--raw-batch-sizes", default="1,4,16,64", help="batch sizes raw-forward tries (the best is the floor)")
+    parser.add_argument("--shape", default="rows", choices=SHAPES,
+                        help="rows: the data's prompts; grpo: 8 instructions x 8 responses (shared prefixes)")
     parser.add_argument("--rubric", default="helpfulness")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-isolate", action="store_true", help="run all modes in this process")
-    parser.add_argument("--json", default=None, help="write {mode: figures} here")
+    parser.add_argument("--json", default=None, help="write {meta, config, results} here (benchmarks/results/...)")
     parser.set_defaults(func=main)
     return parser
 
@@ -33,19 +52,23 @@ def make_parser(subparsers: Any) -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    judge = config_from(JudgeConfig, args)
     cfg = BenchConfig(
-        model=args.model, data=args.data, limit=args.limit, modes=[m.strip() for m in args.modes.split(",") if m.strip()],
-        max_new_tokens=args.max_new_tokens, dtype=args.dtype, device_map=args.device_map,
-        max_batch_tokens=args.max_batch_tokens, random_init=args.random_init, rubric=args.rubric, seed=args.seed,
-        isolate=not args.no_isolate,
+        judge=judge, data=args.data, limit=args.limit, modes=[m.strip() for m in args.modes.split(",") if m.strip()],
+        max_new_tokens=args.max_new_tokens, stop=args.stop, random_init=args.random_init, rubric=args.rubric,
+        seed=args.seed, isolate=not args.no_isolate, shape=args.shape,
+        raw_batch_sizes=[int(b) for b in args.raw_batch_sizes.split(",") if b.strip()],
     )
+    meta = run_metadata(getattr(args, "argv", None))
     results = run_bench(cfg)
+    meta["load_average_end"] = list(os.getloadavg())
     Console().print(results_table(results, cfg))
-    if "direct" in results and "raw-forward" in results:
-        print(f"direct efficiency vs raw-forward: {results['direct']['efficiency_vs_raw_forward']:.2f}")
+    for mode in ("direct", "direct:unshared"):
+        if "efficiency_vs_raw_forward" in results.get(mode, {}):
+            print(f"{mode} efficiency vs raw-forward: {results[mode]['efficiency_vs_raw_forward']:.2f}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        from dataclasses import asdict
+
+        Path(args.json).write_text(json.dumps({"meta": meta, "config": asdict(cfg), "results": results}, indent=2))
     return 0
-
-

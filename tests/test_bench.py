@@ -1,0 +1,241 @@
+"""The bench command and the speed paths it measures, on real (tiny) models: continuous batching
+against the padded path, prefix sharing against none, the nucleus sampler against transformers',
+and the bench's own honesty rules (stopping, drawn lengths, real tokenizers). No timed assertions."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from prometheus_reward.backends.base import SamplingParams
+from prometheus_reward.backends.continuous import RowSpec, run_continuous
+from prometheus_reward.backends.sampling import nucleus_mask, sample_nucleus
+from prometheus_reward.backends.transformers import TransformersBackend, shared_prefix_groups
+from prometheus_reward.bench import (
+    MODES,
+    BenchConfig,
+    bench_tokenizer,
+    build_judge,
+    draw_lengths,
+    feedback_lengths,
+    grpo_prompts,
+    run_bench,
+)
+from prometheus_reward.cli import main
+from prometheus_reward.templates import ABS_SYSTEM_PROMPT
+
+
+@pytest.fixture(scope="module")
+def tiny_backend(tiny_model_dir):
+    return TransformersBackend.from_pretrained(str(tiny_model_dir), dtype="float32")
+
+
+@pytest.fixture(scope="module")
+def vicuna_prompts(tiny_backend, benchmark_data):
+    rows = json.loads((benchmark_data / "vicuna_eval.json").read_text())[:3]
+    return [tiny_backend.format(ABS_SYSTEM_PROMPT, r["instruction"]) for r in rows]
+
+
+# -- continuous batching against the padded path --------------------------------------------------------
+def test_continuous_matches_padded_greedy(tiny_backend, vicuna_prompts):
+    """Greedy outputs are the same token for token, with the repetition penalty on (so the
+    continuous path's penalty sees each row's own prompt and output, as generate's does)."""
+    prompts = vicuna_prompts + [tiny_backend.format(ABS_SYSTEM_PROMPT, "Rate this: hello")]  # mixed lengths
+    greedy = SamplingParams(max_new_tokens=12, temperature=0.0, repetition_penalty=1.03)
+    outputs = {}
+    for batching in ("padded", "continuous"):
+        tiny_backend.batching = batching
+        outputs[batching] = tiny_backend.generate(prompts, greedy)
+        assert tiny_backend.last_batching == batching
+    tiny_backend.batching = "auto"
+    padded = [g[0].text for g in outputs["padded"]]
+    assert [g[0].text for g in outputs["continuous"]] == padded
+    assert all(g[0].completion_tokens == 12 for g in outputs["continuous"])
+    assert len(set(padded)) == len(padded)  # distinct rows: a mix-up between rows would show
+
+
+def test_continuous_records_the_answer_distribution_like_the_padded_recorder(tiny_backend, vicuna_prompts):
+    """Treat the tokens the model writes as "answer tokens": the continuous path records the raw
+    logits and logsumexp at exactly the steps that wrote one, equal to the padded recorder's."""
+    from transformers import LogitsProcessorList
+
+    from prometheus_reward.backends.transformers import _ChoiceLogitRecorder
+
+    model = tiny_backend.model
+    ids = tiny_backend.encode(vicuna_prompts[0])
+    greedy = SamplingParams(max_new_tokens=6, temperature=0.0, repetition_penalty=1.0)
+    first = run_continuous(model, [RowSpec(ids, 6)], greedy)[0]
+    answer_ids = torch.tensor(sorted(set(first.tokens[:3])))
+    out = run_continuous(model, [RowSpec(ids, 6)], greedy, answer_ids=answer_ids)[0]
+    assert out.tokens == first.tokens
+    steps = [t for t, tok in enumerate(out.tokens) if tok in set(answer_ids.tolist())]
+    assert sorted(out.recorded) == steps and steps
+
+    recorder = _ChoiceLogitRecorder(answer_ids)
+    with torch.inference_mode():
+        model.generate(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                       max_new_tokens=6, do_sample=False, logits_processor=LogitsProcessorList([recorder]),
+                       pad_token_id=tiny_backend.tokenizer.pad_token_id)
+    for step in steps:
+        assert torch.allclose(out.recorded[step], recorder.steps[step][0], atol=1e-4, rtol=1e-4)
+
+
+def test_continuous_sampling_is_seeded_and_lengths_are_exact(tiny_backend, vicuna_prompts):
+    sampling = SamplingParams(max_new_tokens=32, seed=7)
+    tiny_backend.batching = "continuous"
+    try:
+        first = tiny_backend.generate(vicuna_prompts, sampling)
+        again = tiny_backend.generate(vicuna_prompts, sampling)
+        assert [g[0].text for g in first] == [g[0].text for g in again]
+        tiny_backend.exact_lengths = {p: 3 + k for k, p in enumerate(vicuna_prompts)}
+        for batching in ("continuous", "padded"):
+            tiny_backend.batching = batching
+            out = tiny_backend.generate(vicuna_prompts, sampling, num_samples=2)
+            assert [[g.completion_tokens for g in gens] for gens in out] == [[3, 3], [4, 4], [5, 5]]
+        with pytest.raises(ValueError, match="every prompt"):
+            tiny_backend.generate(vicuna_prompts + ["not planned"], sampling)
+    finally:
+        tiny_backend.exact_lengths = None
+        tiny_backend.batching = "auto"
+
+
+def test_batching_option_reaches_the_backend_and_auto_falls_back(tiny_model_dir, monkeypatch):
+    from prometheus_reward import Judge
+    from prometheus_reward.backends import transformers as module
+
+    judge = Judge.from_config({"model": str(tiny_model_dir), "dtype": "float32", "batching": "padded",
+                               "prefix_sharing": False})
+    assert judge.backend.batching == "padded" and judge.backend.prefix_sharing is False
+    monkeypatch.setattr(module, "continuous_batching_unavailable", lambda model: "no continuous batching here")
+    backend = TransformersBackend(judge.backend.model, judge.backend.tokenizer, batching="auto")
+    backend.generate(["Hello"], SamplingParams(max_new_tokens=2, temperature=0.0))
+    assert backend.last_batching == "padded"
+    backend.batching = "continuous"
+    with pytest.raises(RuntimeError, match="no continuous batching here"):
+        backend.generate(["Hello"], SamplingParams(max_new_tokens=2, temperature=0.0))
+
+
+# -- nucleus sampling ---------------------------------------------------------------------------------------------
+def test_nucleus_keeps_what_top_p_warper_keeps():
+    from transformers import TopPLogitsWarper
+
+    generator = torch.Generator().manual_seed(0)
+    vocab = 50_000
+    peaked = torch.randn(4, vocab, generator=generator) * 2
+    peaked[:, :40] += 12
+    flat = torch.randn(2, vocab, generator=generator) * 0.3  # nucleus wider than the candidates
+    logits = torch.cat([peaked, flat])
+    reference = TopPLogitsWarper(0.9)(None, logits.clone()) > -float("inf")
+    mine = nucleus_mask(logits, 0.9, candidates=1024)
+    assert torch.equal(mine[:4], reference[:4])
+    assert (mine[4:] != reference[4:]).sum() <= 5  # float rounding at the edge of a 45k-token nucleus
+    assert int(mine[4].sum()) > 1024  # the wide rows really took the full-sort path
+
+
+def test_nucleus_samples_the_renormalised_nucleus():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    generator = torch.Generator().manual_seed(0)
+    draws = torch.cat([sample_nucleus(logits, 0.9, generator, candidates=2) for _ in range(4000)])
+    counts = torch.bincount(draws, minlength=4).float() / len(draws)
+    # nucleus: 0.5 + 0.3 < 0.9, so the third token is in and the fourth out
+    assert counts[3] == 0
+    assert torch.allclose(counts[:3], torch.tensor([0.5, 0.3, 0.15]) / 0.95, atol=0.03)
+
+
+# -- prefix sharing -------------------------------------------------------------------------------------------------
+def test_shared_prefix_groups():
+    rows = [[1, 2, 3, 4, 5], [7, 7], [1, 2, 3, 4, 6], [1, 2, 3, 9]]
+    assert shared_prefix_groups(rows, min_shared=3) == [(3, [0, 2, 3]), (0, [1])]
+    assert shared_prefix_groups([[1, 2], [1, 2]], min_shared=1) == [(1, [0, 1])]  # a row keeps its last token
+
+
+def test_prefix_sharing_gives_the_same_distributions(tiny_backend, benchmark_data):
+    prompts = grpo_prompts(str(benchmark_data / "vicuna_eval.json"), prompts=2, completions=3)
+    formatted = [tiny_backend.format(ABS_SYSTEM_PROMPT, p) for p in prompts]
+    groups = shared_prefix_groups([tiny_backend.encode(f) for f in formatted])
+    assert groups[0][0] > 128  # past the tiny model's sliding window: the window must still hold
+    readings = {}
+    for sharing in (False, True):
+        tiny_backend.prefix_sharing = sharing
+        before = tiny_backend.stats.prompt_tokens
+        readings[sharing] = tiny_backend.read_answers(formatted, "12345")
+        readings[f"tokens{sharing}"] = tiny_backend.stats.prompt_tokens - before
+    tiny_backend.prefix_sharing = True
+    assert readings["tokensTrue"] < readings["tokensFalse"]  # the prefix ran once
+    for plain, shared in zip(readings[False], readings[True]):
+        assert plain.error is None and shared.error is None
+        assert shared.probs == pytest.approx(plain.probs, abs=1e-6)
+        assert shared.mass == pytest.approx(plain.mass, rel=1e-4)
+
+
+# -- the bench ----------------------------------------------------------------------------------------------------
+def test_bench_random_init_tokenizer_is_the_real_one(embedded_dir):
+    from transformers import AutoTokenizer
+
+    real = AutoTokenizer.from_pretrained(embedded_dir)
+    tokenizer = bench_tokenizer()
+    text = "###Task Description:\nAn instruction (might include an Input inside it)"
+    assert tokenizer(text)["input_ids"] == real(text)["input_ids"]
+    assert len(tokenizer) == len(real) > 200_000  # Gemma's vocabulary, not one trained on the prompts
+    judge = build_judge(BenchConfig(random_init="tiny-mistral"))
+    assert judge.backend.tokenizer.get_vocab() == real.get_vocab()
+    assert judge.backend.model.config.vocab_size == len(real)
+
+
+def test_drawn_lengths_come_from_the_gpt4_feedbacks(benchmark_data, embedded_dir):
+    from transformers import AutoTokenizer
+
+    pool = feedback_lengths(str(benchmark_data / "vicuna_eval.json"), AutoTokenizer.from_pretrained(embedded_dir))
+    assert len(pool) == 13 * 3 and 40 < sum(pool) / len(pool) < 400  # every feedback of the slice, real lengths
+    drawn = draw_lengths(pool, 5, seed=0, cap=100)
+    assert drawn == draw_lengths(pool, 5, seed=0, cap=100) and max(drawn) <= 100
+    assert set(drawn) <= {min(p, 100) for p in pool}
+
+
+def test_bench_runs_every_mode_honouring_eos(tiny_model_dir, benchmark_data, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--model", str(tiny_model_dir), "--dtype", "float32", "--data",
+                 str(benchmark_data / "vicuna_eval.json"), "--limit", "2", "--max-new-tokens", "4", "--stop", "eos",
+                 "--raw-batch-sizes", "1,2", "--no-isolate", "--json", str(out)]) == 0
+    saved = json.loads(out.read_text())
+    results = saved["results"]
+    assert list(results) == list(MODES)
+    assert saved["meta"]["versions"]["transformers"] and saved["meta"]["load_average_start"]
+    assert saved["config"]["judge"]["model"] == str(tiny_model_dir) and saved["config"]["stop"] == "eos"
+    for mode, figures in results.items():
+        assert figures["judgments"] == 2 and figures["judgments_per_s"] > 0 and figures["peak_rss_mb"] > 0
+        assert figures["mean_prompt_tokens"] > 500  # the rendered benchmark prompts, not empty strings
+    for mode in ("sequential", "generate:padded", "generate", "expected:padded", "expected"):
+        # random weights never write EOS: every row reaches the cap, in every mode
+        assert results[mode]["completion_tokens"] == 2 * 4 and results[mode]["stop"] == "eos"
+    assert results["generate"]["batching"] == "continuous" and results["generate:padded"]["batching"] == "padded"
+    assert results["generate"]["ratio_to_padded"] > 0 and results["sequential"]["ratio_to_sequential"] == 1.0
+    assert results["raw-forward"]["best_batch_size"] in (1, 2)
+    assert 0 < results["direct"]["efficiency_vs_raw_forward"]
+    assert "direct efficiency vs raw-forward" in capsys.readouterr().out
+
+
+def test_bench_drawn_and_fixed_lengths_are_the_same_in_every_mode(tiny_model_dir, benchmark_data):
+    data = str(benchmark_data / "vicuna_eval.json")
+    judge = {"model": str(tiny_model_dir), "dtype": "float32"}
+    drawn = run_bench(BenchConfig(judge=judge, data=data, limit=2, max_new_tokens=24, stop="drawn", isolate=False,
+                                  modes=["sequential", "generate:padded", "generate", "expected"]), progress=False)
+    lengths = drawn["sequential"]["drawn_lengths"]
+    assert len(lengths) == 2 and all(0 < n <= 24 for n in lengths)
+    for figures in drawn.values():
+        assert figures["drawn_lengths"] == lengths and figures["completion_tokens"] == sum(lengths)
+    fixed = run_bench(BenchConfig(judge=judge, data=data, limit=2, max_new_tokens=3, stop="fixed", isolate=False,
+                                  modes=["sequential", "generate"]), progress=False)
+    assert [f["completion_tokens"] for f in fixed.values()] == [6, 6]
+
+
+def test_bench_isolated_random_init_grpo_shape(benchmark_data, tmp_path):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--random-init", "tiny-mistral", "--data", str(benchmark_data / "vicuna_eval.json"),
+                 "--shape", "grpo", "--modes", "direct,direct:unshared", "--json", str(out)]) == 0
+    results = json.loads(out.read_text())["results"]
+    assert results["direct"]["model"] == "random-init:tiny-mistral" and results["direct"]["judgments"] == 64
+    assert results["direct"]["prefix_sharing"] is True and results["direct:unshared"]["prefix_sharing"] is False
+    assert results["direct"]["ratio_to_sequential"] is None  # no baseline asked for
