@@ -10,7 +10,8 @@ import torch
 
 from prometheus_reward import Grade, Judge
 from prometheus_reward.backends.base import SamplingParams
-from prometheus_reward.backends.transformers import TransformersBackend, plan_answer_tokens
+from prometheus_reward.backends.tokens import plan_answer_tokens
+from prometheus_reward.backends.transformers import TransformersBackend
 from prometheus_reward.rows import RowError
 
 from conftest import ScriptedBackend  # noqa: E402  (same folder)
@@ -150,19 +151,25 @@ def test_compare_direct_averages_both_orders(tiny_judge):
     assert one_order.consistent is False and one_order.prob_a is not None
 
 
-def test_out_of_memory_splits_the_batch(tiny_judge, monkeypatch):
+@pytest.mark.parametrize("prefix_sharing", [False, True])
+def test_out_of_memory_splits_the_batch(tiny_judge, monkeypatch, prefix_sharing):
+    """Both forward paths (plain padded batches and shared-prefix batches) halve a batch that
+    runs out of memory and still read every row as before."""
     backend = tiny_judge.backend
+    monkeypatch.setattr(backend, "prefix_sharing", prefix_sharing)
     reference = tiny_judge.grade(INSTRUCTIONS, RESPONSES, "helpfulness", mode="direct")
-    original = backend._last_logits
+    name = "_shared_last_logits" if prefix_sharing else "_last_logits"
+    original = getattr(backend, name)
     calls = []
 
-    def flaky(rows, token_ids):
+    def flaky(*args):
+        rows = args[-2]  # rows (plain) or suffixes (shared): the batch either way
         calls.append(len(rows))
         if len(rows) > 1:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return original(rows, token_ids)
+        return original(*args)
 
-    monkeypatch.setattr(backend, "_last_logits", flaky)
+    monkeypatch.setattr(backend, name, flaky)
     budget, splits = backend.max_forward_tokens, backend.stats.oom_splits
     backend.max_forward_tokens = 100_000  # all rows in one batch, which then "runs out of memory"
     try:

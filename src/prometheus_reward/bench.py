@@ -58,6 +58,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .config import JudgeConfig
+from .metaeval.data import DataError
 
 MODES = ("sequential", "generate:padded", "generate", "expected:padded", "expected", "direct", "raw-forward")
 EXTRA_MODES = ("direct:unshared",)
@@ -149,7 +150,7 @@ def load_user_prompts(path: str, limit: int, rubric: str = "helpfulness") -> lis
 
     rows = read_rows(path, limit)
     if not rows:
-        raise SystemExit(f"error: {path} has no rows")
+        raise DataError(f"{path} has no rows")
     prompts = []
     for index, row in enumerate(rows):
         text = row.get("instruction")
@@ -159,7 +160,7 @@ def load_user_prompts(path: str, limit: int, rubric: str = "helpfulness") -> lis
         instruction = row[pick_column(row, None, ("instruction", "prompt", "question"), "instruction")]
         response = row[pick_column(row, None, ("response", "completion", "answer", "response 1"), "response")]
         if not isinstance(instruction, str) or not isinstance(response, str):
-            raise SystemExit(f"error: row {index}: instruction and response must be strings")
+            raise DataError(f"{path}: row {index}: instruction and response must be strings")
         prompts.append(absolute_prompt(instruction, response, rubric, row.get("reference_answer")))
     return prompts
 
@@ -181,7 +182,7 @@ def grpo_prompts(path: str, prompts: int = GRPO_PROMPTS, completions: int = GRPO
             seen[f.instruction] = k
             firsts.append(k)
     if len(firsts) < prompts or len(fields) < completions:
-        raise SystemExit(f"error: {path} has too few rows for {prompts} x {completions} GRPO-shaped prompts")
+        raise DataError(f"{path} has too few rows for {prompts} x {completions} GRPO-shaped prompts")
     out = []
     for g in firsts[:prompts]:
         for c in range(completions):
@@ -206,15 +207,15 @@ def feedback_lengths(path: str, tokenizer: Any) -> list[int]:
             text = f"{feedback.strip()} [RESULT] {score}".strip()
             lengths.append(len(tokenizer(text, add_special_tokens=False)["input_ids"]))
     if not lengths:
-        raise SystemExit(f"error: stop='drawn' needs GPT-4 feedbacks (gpt4_feedback) in {path}")
+        raise DataError(f"stop='drawn' needs GPT-4 feedbacks (gpt4_feedback) in {path}")
     return lengths
 
 
 def draw_lengths(pool: list[int], n: int, seed: int, cap: int) -> list[int]:
     """``n`` lengths drawn (seeded) from ``pool``, each capped at ``cap``.
 
-    >>> draw_lengths([10, 20, 300], 4, 0, 256)
-    [256, 256, 20, 10]
+    >>> draw_lengths([10, 20, 300], 6, 0, 256)
+    [20, 20, 10, 20, 256, 20]
     """
     rng = random.Random(seed)
     return [min(rng.choice(pool), cap) for _ in range(n)]

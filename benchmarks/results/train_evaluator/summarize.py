@@ -5,7 +5,6 @@ Usage: python summarize.py WORK_DIR
 """
 
 import json
-import platform
 import shutil
 import sys
 from pathlib import Path

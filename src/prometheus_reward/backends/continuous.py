@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
 import time
@@ -43,12 +44,10 @@ PAGE_SIZE = 256
 
 def continuous_batching_unavailable(model: Any) -> str | None:
     """Why this model cannot use transformers' continuous batching (None when it can)."""
-    try:
-        from transformers.generation.configuration_utils import ContinuousBatchingConfig  # noqa: F401
-        from transformers.generation.continuous_batching.cb_logits_processors import (  # noqa: F401
-            ContinuousBatchingLogitsProcessorList,
-        )
-    except ImportError as err:
+    try:  # the two pieces run_continuous drives
+        getattr(importlib.import_module("transformers.generation.configuration_utils"), "ContinuousBatchingConfig")
+        importlib.import_module("transformers.generation.continuous_batching.cb_logits_processors")
+    except (ImportError, AttributeError) as err:
         return f"this transformers has no continuous batching ({err})"
     if not callable(getattr(model, "init_continuous_batching", None)):
         return f"{type(model).__name__} has no init_continuous_batching"

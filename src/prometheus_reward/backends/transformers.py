@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 from pathlib import Path
 from typing import Any, Iterator, Literal, Sequence
 
@@ -25,7 +24,7 @@ from .base import AnswerDistribution, Backend, Generation, Locator, SamplingPara
 from .continuous import RowSpec, continuous_batching_unavailable, run_continuous
 from .tokens import AnswerTokens, default_context_length, encode_prompt, plan_answer_tokens, truncate_text
 
-__all__ = ["TransformersBackend", "plan_answer_tokens", "peak_memory_mb"]  # plan_answer_tokens: moved to tokens.py
+__all__ = ["TransformersBackend"]
 
 logger = logging.getLogger(__name__)
 
@@ -589,10 +588,3 @@ class TransformersBackend(Backend):
         self.model = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-
-
-def peak_memory_mb(device: torch.device | str | None = None) -> float:
-    """Peak GPU memory (CUDA) of this process in MB, or NaN on CPU (see bench for RSS)."""
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20
-    return math.nan
