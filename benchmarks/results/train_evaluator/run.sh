@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Measured run: fine-tune the embedded Gemma-3-270M (LoRA) on MT-Bench GPT-4 judgments, then
-# meta-evaluate it on Vicuna (first 40 rows) before and after. CPU, 2 cores.
+# meta-evaluate it on Vicuna (first 40 rows) before and after. CPU, 2 cores. (The recorded run
+# overlapped the 'before' meta-eval with training, one thread each, to fit the task's time.)
 # Usage: bash benchmarks/results/train_evaluator/run.sh /path/to/benchmarks-folder WORK_DIR
 # A step whose output is already in WORK_DIR is kept (rerun after an interruption); each step's
 # wall time goes to WORK_DIR/seconds_<step>.

@@ -45,6 +45,10 @@ def side(results, rows):
         "mean_integer": m["integer"]["mean_score"],
         "gold_mean": m["gold_mean_score"],
         "unscorable": m["unscorable"],
+        "forced": m.get("forced"),
+        "below_min_score_mass": sum("min_score_mass" in (r.get("error") or "") for r in rows),
+        "score_mass_mean": (sum(r["score_mass"] for r in rows if r.get("score_mass") is not None)
+                            / max(1, sum(r.get("score_mass") is not None for r in rows))),
         "runtime_s": results.get("runtime_s"),
         "scores_written": {str(k): parsed.count(k) for k in range(1, 6)},
     }
@@ -53,6 +57,7 @@ def side(results, rows):
 before, after = side(*load("before")), side(*load("after"))
 train_log = json.loads((work / "adapter" / "evaluator_training.json").read_text())
 prepare = json.loads((work / "prepare.json").read_text())
+losses = [float(e["loss"]) for e in train_log["log_history"] if "loss" in e]
 wall = {f"{p.name[len('seconds_'):]}_s": int(p.read_text()) for p in work.glob("seconds_*")}
 wall["total_s"] = sum(wall.values())
 run_before = json.loads((work / "before" / "run.json").read_text())
@@ -63,6 +68,8 @@ out = {
         "examples": train_log["data"]["tokens"]["examples"], "tokens": train_log["data"]["tokens"],
         "loss_first": train_log["loss"]["first"], "loss_last": train_log["loss"]["last"],
         "train_loss": train_log["loss"]["train_loss"], "seconds": train_log["seconds"],
+        # one optimizer step is 4 examples: single steps are noisy, so compare the first and last four
+        "loss_first4_mean": sum(losses[:4]) / len(losses[:4]), "loss_last4_mean": sum(losses[-4:]) / len(losses[-4:]),
         "lora": train_log["lora"], "settings": train_log["training"], "judge": train_log["judge"]},
     "data": prepare, "wall_times_s": wall,
     "meta_eval_settings": {k: run_before.get(k) for k in ("benchmark", "limit", "mode", "samples", "generation")},
@@ -80,11 +87,12 @@ def f(x, d=3):
 rows = [
     ("`[RESULT]` written (of 40)", f"{before['result_written']} ({before['result_rate']:.0%})", f"{after['result_written']} ({after['result_rate']:.0%})"),
     ("Pearson vs GPT-4, expected score", f(before["pearson_expected"]), f(after["pearson_expected"])),
-    ("Pearson vs GPT-4, integer (meta-eval: parsed, else argmax)", f(before["pearson_integer"]), f(after["pearson_integer"])),
-    ("Pearson vs GPT-4, parsed `[RESULT]` only (rows that wrote one)", f(before["pearson_parsed_only"]), f(after["pearson_parsed_only"])),
-    ("exact agreement, integer (meta-eval)", f(before["exact_integer"]), f(after["exact_integer"])),
-    ("exact agreement, parsed `[RESULT]` only (no result = miss)", f(before["exact_parsed_only"]), f(after["exact_parsed_only"])),
-    ("exact agreement, rounded expected score", f(before["exact_expected"]), f(after["exact_expected"])),
+    ("Pearson vs GPT-4, parsed `[RESULT]` (rows that wrote one)", f(before["pearson_integer"]), f(after["pearson_integer"])),
+    ("exact agreement, parsed `[RESULT]` (no result = miss)", f(before["exact_parsed_only"]), f(after["exact_parsed_only"])),
+    ("forced readings (no `[RESULT]` written; read after an appended marker)", str(before["forced"]), str(after["forced"])),
+    ("unscorable (under 0.1 of the probability on the score tokens)", str(before["below_min_score_mass"]), str(after["below_min_score_mass"])),
+    ("mean probability on the score tokens", f(before["score_mass_mean"]), f(after["score_mass_mean"])),
+    ("exact agreement, expected score rounded", f(before["exact_expected"]), f(after["exact_expected"])),
     ("mean expected score (GPT-4 mean: %.2f)" % before["gold_mean"], f(before["mean_expected"], 2), f(after["mean_expected"], 2)),
     ("meta-eval wall time", f"{wall['meta_eval_before_s']} s", f"{wall['meta_eval_after_s']} s"),
 ]
@@ -102,7 +110,7 @@ set (other questions, same GPT-4 judging protocol) before and after, first 40 ro
 
 Training: {t['examples']} examples ({prepare['distinct_prompts']} MT-Bench prompts x up to 3 GPT-4 judgments that fit
 {prepare['max_length']} tokens untruncated; {t['tokens']['tokens_total']} tokens, target {t['tokens']['target_tokens_mean']} tokens
-on average), loss {t['loss_first']:.3f} (first logged step) -> {t['loss_last']:.3f} (last); train loss {t['train_loss']:.3f};
+on average), loss {t['loss_first4_mean']:.3f} (mean of the first 4 steps) -> {t['loss_last4_mean']:.3f} (last 4); train loss {t['train_loss']:.3f};
 training {wall['train_s']} s wall ({t['seconds']['train']} s in the trainer). Whole run {wall['total_s']} s (the steps' wall times added up).
 
 **MT-Bench is no longer a held-out benchmark for this adapter**: it was trained on MT-Bench's
@@ -111,10 +119,10 @@ response models and the same GPT-4 judging prompt family, so the format is share
 
 Settings
 - base: `embedded` (Gemma-3-270M, fp32), LoRA r={t['lora']['lora_r']}, alpha={t['lora']['lora_alpha']}, dropout {t['lora']['lora_dropout']}, target {t['lora']['lora_target_modules']}
-- training: lr {t['settings']['learning_rate']}, {t['settings']['lr_scheduler_type']}, warmup {t['settings']['warmup_steps']}, {t['settings']['num_train_epochs']} epoch, batch {t['settings']['per_device_train_batch_size']} x {t['settings']['gradient_accumulation_steps']} accumulation, max_length {t['settings']['max_length']}, seed {t['settings']['seed']}
+- training: lr {t['settings']['learning_rate']}, {t['settings']['lr_scheduler_type']}, warmup {t['settings']['warmup_steps']}, {t['settings']['max_steps']} optimizer steps ({t['settings']['max_steps'] * t['settings']['per_device_train_batch_size'] * t['settings']['gradient_accumulation_steps']} examples seen of {t['examples']}), batch {t['settings']['per_device_train_batch_size']} x {t['settings']['gradient_accumulation_steps']} accumulation, max_length {t['settings']['max_length']}, seed {t['settings']['seed']}
 - data: `rendered` schema: the rendered MT-Bench prompts as they are (what meta-eval sends through `Judge.grade_rendered`), target `feedback [RESULT] score`; rows that did not fit {prepare['max_length']} tokens were left out rather than cut; one GPT-4 feedback that itself contains `[RESULT]` was reported and skipped by the reader
 - meta-eval: `--benchmark vicuna --limit 40 --samples 1 --mode expected --max-new-tokens 192 --seed 0` (sampling: temperature 1.0, top_p 0.9, repetition penalty 1.03)
-- machine: {out['machine']['platform']}, 2 CPU cores shared with other jobs (wall times include that contention)
+- machine: {out['machine']['platform']}, 2 CPU cores; the 'before' meta-eval and training ran side by side with one thread each, the 'after' meta-eval alone with two, so their wall times are not comparable (other jobs shared the machine too)
 - versions: {', '.join(f'{k} {v}' for k, v in out['versions'].items())}
 
 Reproduce (about {round(wall['total_s'] / 60)} minutes here):
