@@ -1,7 +1,7 @@
 """Measured run, last step: the before / after meta-evaluations and the training log -> results.json
 and results.md in this folder (small files; no weights).
 
-Usage: python summarize.py WORK_DIR
+Usage: python summarize.py WORK_DIR [CODE_COMMIT]   (the commit the run's code was at, recorded as given)
 """
 
 import json
@@ -73,21 +73,25 @@ out = {
         "lora": train_log["lora"], "settings": train_log["training"], "judge": train_log["judge"]},
     "data": prepare, "wall_times_s": wall,
     "meta_eval_settings": {k: run_before.get(k) for k in ("benchmark", "limit", "mode", "samples", "generation")},
-    "versions": train_log["versions"], "machine": {**train_log["machine"], "cpus": 2},
+    "versions": {**train_log["versions"], "code_commit": sys.argv[2] if len(sys.argv) > 2 else None},
+    "machine": {**train_log["machine"], "cpus": 2},
 }
 (here / "results.json").write_text(json.dumps(out, indent=2) + "\n")
 
 
 def f(x, d=3):
-    if isinstance(x, dict):
-        x = x.get("value")
+    if isinstance(x, dict):  # a correlation: its value and bootstrap 95% interval
+        if x.get("value") is None:
+            return "n/a"
+        return f"{x['value']:.{d}f} [{x['ci_low']:.2f}, {x['ci_high']:.2f}]" if x.get("ci_low") is not None else f"{x['value']:.{d}f}"
     return "n/a" if x is None else f"{x:.{d}f}"
 
 
 rows = [
     ("`[RESULT]` written (of 40)", f"{before['result_written']} ({before['result_rate']:.0%})", f"{after['result_written']} ({after['result_rate']:.0%})"),
-    ("Pearson vs GPT-4, expected score", f(before["pearson_expected"]), f(after["pearson_expected"])),
-    ("Pearson vs GPT-4, parsed `[RESULT]` (rows that wrote one)", f(before["pearson_integer"]), f(after["pearson_integer"])),
+    ("Pearson vs GPT-4, expected score (rows scored: before %d, after %d)" % (before["n"] - before["unscorable"], after["n"] - after["unscorable"]),
+     f(before["pearson_expected"]), f(after["pearson_expected"])),
+    ("Pearson vs GPT-4, parsed `[RESULT]` (only the rows that wrote one)", f(before["pearson_integer"]), f(after["pearson_integer"])),
     ("exact agreement, parsed `[RESULT]` (no result = miss)", f(before["exact_parsed_only"]), f(after["exact_parsed_only"])),
     ("forced readings (no `[RESULT]` written; read after an appended marker)", str(before["forced"]), str(after["forced"])),
     ("unscorable (under 0.1 of the probability on the score tokens)", str(before["below_min_score_mass"]), str(after["below_min_score_mass"])),
@@ -102,7 +106,10 @@ t = out["training"]
 
 The embedded Gemma-3-270M (a small *base* model) fine-tuned with a LoRA adapter on MT-Bench's
 GPT-4 judgments by `recipes/train_evaluator.py`, then `prometheus-reward meta-eval` on the Vicuna
-set (other questions, same GPT-4 judging protocol) before and after, first 40 rows.
+set (other questions, same GPT-4 judging protocol) before and after, first 40 rows. Brackets:
+bootstrap 95% intervals; with 40 rows none of the correlations is distinguishable from zero,
+what changed for sure is the format: the trained adapter writes a verdict and puts its
+probability on the score tokens.
 
 | Vicuna, 40 rows | before (base) | after (LoRA) |
 |---|---|---|
