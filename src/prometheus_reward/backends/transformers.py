@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from pathlib import Path
 from typing import Any, Iterator, Literal, Sequence
 
@@ -153,6 +154,9 @@ class TransformersBackend(Backend):
         self.exact_lengths: dict[str, int] | None = None
         self.last_batching: str | None = None
         self._continuous_failed: str | None = None
+        # transformers' continuous batching drives the model from its own loop: two sessions at once
+        # on one model (async rewards judged in threads) leave it changed for later forward passes
+        self._continuous_lock = threading.Lock()
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.model_id = model_id
@@ -493,10 +497,11 @@ class TransformersBackend(Backend):
         specs = [RowSpec(row, top, least, eos if honour else None)
                  for row, (top, least, honour) in zip(rows, limits) for _ in range(num_samples)]
         answer_ids = torch.tensor(plan[1], dtype=torch.long) if plan else None
-        results = run_continuous(
-            self.model, specs, sampling, answer_ids=answer_ids, cache_tokens=self.max_batch_tokens,
-            batch_tokens=self.max_forward_tokens if self.device.type != "cuda" else None, seed=sampling.seed,
-        )
+        with self._continuous_lock:
+            results = run_continuous(
+                self.model, specs, sampling, answer_ids=answer_ids, cache_tokens=self.max_batch_tokens,
+                batch_tokens=self.max_forward_tokens if self.device.type != "cuda" else None, seed=sampling.seed,
+            )
         self.stats.generate_batches += 1
         self.stats.batch_sizes.append(len(specs))
         out = []
