@@ -106,6 +106,20 @@ def prometheus_eval_prompts():
     return module
 
 
+def with_chat_template(model_dir: Path, target: Path, template: str) -> Path:
+    """``target``: the model in ``model_dir`` (its files linked, not copied) with ``template`` as
+    its tokenizer's chat template."""
+    import json
+
+    for item in Path(model_dir).iterdir():
+        if item.name != "tokenizer_config.json":
+            (target / item.name).symlink_to(item)
+    config = json.loads((Path(model_dir) / "tokenizer_config.json").read_text())
+    config["chat_template"] = template
+    (target / "tokenizer_config.json").write_text(json.dumps(config))
+    return target
+
+
 def wait_until_healthy(proc, url: str, timeout: float, what: str, details=lambda: "") -> None:
     """Poll ``url + "/health"`` until it answers 200; raise if ``proc`` exits or time runs out."""
     import time

@@ -12,6 +12,8 @@ import pytest
 
 from prometheus_reward.rewards import PairwiseReward, RubricReward
 
+from conftest import with_chat_template  # noqa: E402  (same folder)
+
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
@@ -40,14 +42,7 @@ _CHAT_TEMPLATE = (
 @pytest.fixture(scope="module")
 def chat_policy_dir(tiny_model_dir, tmp_path_factory) -> Path:
     """The tiny random policy with a chat template: the same files, linked, plus the template."""
-    target = tmp_path_factory.mktemp("chat-policy")
-    for item in Path(tiny_model_dir).iterdir():
-        if item.name != "tokenizer_config.json":
-            (target / item.name).symlink_to(item)
-    config = json.loads((Path(tiny_model_dir) / "tokenizer_config.json").read_text())
-    config["chat_template"] = _CHAT_TEMPLATE
-    (target / "tokenizer_config.json").write_text(json.dumps(config))
-    return target
+    return with_chat_template(tiny_model_dir, tmp_path_factory.mktemp("chat-policy"), _CHAT_TEMPLATE)
 
 
 def _logged(trainer, key: str) -> list[float]:

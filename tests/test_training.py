@@ -16,6 +16,8 @@ from prometheus_reward.rows import RowError
 from prometheus_reward.training.data import DataReport, detect_schema, load_examples, read_examples
 from prometheus_reward.training.sft import PromptRenderer, build_sft_dataset
 
+from conftest import with_chat_template  # noqa: E402  (same folder)
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "examples" / "train_evaluator"
 FILES = {name: DATA / f"{name}.jsonl" for name in ("feedback_collection", "preference_collection", "graded", "compared")}
@@ -58,14 +60,7 @@ def renderer(tiny_judge, tiny_model_dir):
 @pytest.fixture(scope="module")
 def chat_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
     """The tiny model with a chat template that writes BOS: the same files, linked."""
-    target = tmp_path_factory.mktemp("chat-evaluator")
-    for item in Path(tiny_model_dir).iterdir():
-        if item.name != "tokenizer_config.json":
-            (target / item.name).symlink_to(item)
-    config = json.loads((Path(tiny_model_dir) / "tokenizer_config.json").read_text())
-    config["chat_template"] = CHAT_TEMPLATE
-    (target / "tokenizer_config.json").write_text(json.dumps(config))
-    return target
+    return with_chat_template(tiny_model_dir, tmp_path_factory.mktemp("chat-evaluator"), CHAT_TEMPLATE)
 
 
 def _record(monkeypatch, backend, method: str = "read_answers") -> list[str]:

@@ -262,7 +262,7 @@ def build_judge(cfg: BenchConfig, **judge_changes: Any):
     backend = TransformersBackend(model, tokenizer, model_id=f"random-init:{cfg.random_init}", family="raw",
                                   max_batch_tokens=jc.max_batch_tokens, max_forward_tokens=jc.max_forward_tokens,
                                   batching=jc.batching, prefix_sharing=jc.prefix_sharing)
-    return Judge(backend, max_retries=0, seed=cfg.seed, min_score_mass=0.0, config=jc)
+    return Judge.from_backend(backend, jc)
 
 
 # -- timing ----------------------------------------------------------------------------------------------
@@ -288,12 +288,14 @@ def _raw_forward(backend, formatted: list[str], batch_size: int) -> float:
     return time.perf_counter() - start
 
 
-def _sequential(backend, formatted: list[str], cfg: BenchConfig, lengths: list[int] | None) -> tuple[int, int]:
-    """Plain ``model.generate`` one prompt at a time; (tokens generated, parsed verdicts)."""
+def _sequential(judge, formatted: list[str], cfg: BenchConfig, lengths: list[int] | None) -> tuple[int, int]:
+    """Plain ``model.generate`` one prompt at a time with the judge's sampling settings (top-k off,
+    as the judge runs it); (tokens generated, parsed verdicts)."""
     import torch
 
     from .parsing import parse_absolute
 
+    backend, sampling = judge.backend, judge.sampling
     model, tokenizer = backend.model, backend.tokenizer
     stop = cfg.resolved_stop()
     eos = set(backend._eos_ids())
@@ -305,8 +307,9 @@ def _sequential(backend, formatted: list[str], cfg: BenchConfig, lengths: list[i
             ids = torch.tensor([backend.encode(text)], device=backend.device)
             top = lengths[k] if stop == "drawn" else cfg.max_new_tokens
             least = 0 if stop == "eos" else top  # drawn / fixed: EOS suppressed up to the length
-            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=True, temperature=1.0,
-                                 top_p=0.9, top_k=0, repetition_penalty=1.03, max_new_tokens=top,
+            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=True,
+                                 temperature=sampling.temperature, top_p=sampling.top_p, top_k=0,
+                                 repetition_penalty=sampling.repetition_penalty, max_new_tokens=top,
                                  min_new_tokens=least or None, eos_token_id=sorted(eos) or None,
                                  pad_token_id=tokenizer.pad_token_id)
             new = out[0, ids.shape[1]:].tolist()
@@ -355,7 +358,7 @@ def run_mode(cfg: BenchConfig, mode: str) -> dict[str, Any]:
     completion_tokens = 0
     start = time.perf_counter()
     if mode == "sequential":
-        completion_tokens, parsed = _sequential(backend, formatted, cfg, lengths)
+        completion_tokens, parsed = _sequential(judge, formatted, cfg, lengths)
     elif mode == "raw-forward":
         sizes = sorted({1, *(b for b in cfg.raw_batch_sizes if b <= len(formatted))})
         per_size = {b: _raw_forward(backend, formatted, b) for b in sizes}

@@ -439,6 +439,18 @@ def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
+def is_data_file(name: str | Path) -> bool:
+    """Whether ``name`` is a local data file this module reads (else, for the loaders that take
+    both, a hub dataset id).
+
+    Example:
+        >>> is_data_file("prometheus-eval/Feedback-Collection")
+        False
+    """
+    path = Path(name)
+    return path.suffix.lower() in _FORMATS and path.is_file()
+
+
 def load_train_dataset(name: str | None, config: str | None = None, split: str = "train",
                        required: Sequence[str] = ("prompt",)):
     """A ``datasets.Dataset`` from a local file (JSONL/JSON/CSV/Parquet) or a hub dataset id,
@@ -453,8 +465,8 @@ def load_train_dataset(name: str | None, config: str | None = None, split: str =
     if name is None:
         raise ValueError("set dataset_name: a local data file or a hub dataset id")
     path = Path(name)
-    fmt = _FORMATS.get(path.suffix.lower())
-    if fmt is not None and path.is_file():
+    if is_data_file(path):
+        fmt = _FORMATS[path.suffix.lower()]
         if path.suffix.lower() == ".jsonl" or (fmt == "json" and _first_char(path) != "["):
             for _, _, _, _, problem in _scan_json_lines(path, None):
                 if problem is not None:

@@ -147,6 +147,16 @@ class Judge:
                 max_forward_tokens=config.max_forward_tokens, batching=config.batching,
                 prefix_sharing=config.prefix_sharing, **config.model_kwargs,
             )
+        return cls.from_backend(backend, config)
+
+    @classmethod
+    def from_backend(cls, backend: Backend, config: JudgeConfig) -> "Judge":
+        """A judge on a ready ``backend`` with the judging rules of ``config`` (its backend
+        fields only describe ``backend``; they are recorded, not used to load anything).
+
+        Example:
+            >>> judge = Judge.from_backend(my_backend, JudgeConfig(model="my-judge", max_retries=0))  # doctest: +SKIP
+        """
         return cls(backend, max_input_tokens=config.max_input_tokens, max_retries=config.max_retries,
                    relative_variant=config.relative_variant, seed=config.seed, min_score_mass=config.min_score_mass,
                    allow_forced=config.allow_forced, strip_reasoning=config.strip_reasoning,
@@ -399,8 +409,9 @@ class Judge:
         if mode == "direct":
             return [[Reading(None, "", answer)] for answer in self.backend.read_answers(prompts, choices)]
         outputs = self._sample(prompts, samples, sampling, choices if mode == "expected" else None, parse)
-        readings = [[Reading(None if g.error else parse(g.text).result, "" if g.error else parse(g.text).feedback,
-                             g.answer, False, g.error) for g in gens] for gens in outputs]
+        parses = [[None if g.error else parse(g.text) for g in gens] for gens in outputs]
+        readings = [[Reading(None if p is None else p.result, "" if p is None else p.feedback, g.answer, False, g.error)
+                     for g, p in zip(gens, ps)] for gens, ps in zip(outputs, parses)]
         if mode != "expected":
             return readings
         pending: dict[str, list[tuple[int, int, str]]] = {}  # lead -> (prompt, sample, prefix)
@@ -408,7 +419,7 @@ class Judge:
             for s, gen in enumerate(gens):
                 if gen.error or gen.answer is not None:
                     continue
-                parsed = parse(gen.text)
+                parsed = parses[k][s]
                 if parsed.result is not None and parsed.marker_start is not None:
                     lead = gen.text[parsed.marker_start:parsed.value_start]
                     prefix = prompts[k] + gen.text[:parsed.marker_start]

@@ -428,11 +428,9 @@ def load_examples(name: str, config: str | None = None, split: str = "train", sc
     Example:
         >>> examples, report = load_examples("prometheus-eval/Feedback-Collection", limit=1000)  # doctest: +SKIP
     """
-    from pathlib import Path
+    from ..io import is_data_file, load_train_dataset, read_rows
 
-    from ..io import _FORMATS, load_train_dataset, read_rows
-
-    if Path(name).suffix.lower() in _FORMATS and Path(name).is_file():
+    if is_data_file(name):
         # read_rows reads a JSONL whose cells mix types (text and chat messages) row by row
         rows = read_rows(name, limit)
         columns: list[str] = sorted({key for row in rows for key in row})
