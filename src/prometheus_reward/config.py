@@ -33,6 +33,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+from .registry import Registry
+
 DEFAULT_EVALUATOR = "prometheus-eval/prometheus-7b-v2.0"
 ENV_PREFIX = "PROMETHEUS_REWARD_"
 MODES: tuple[str, ...] = ("generate", "expected", "direct")
@@ -53,9 +55,13 @@ class ConfigError(ValueError):
 
 def option(default: Any = None, help: str = "", *, choices: Iterable[str] | None = None, flag: str | None = None,
            default_factory: Any = None, cli: bool = True) -> Any:
-    """A dataclass field carrying its documentation: ``help``, allowed ``choices``, the command-line
-    ``flag`` when it is not ``--field-name``, and ``cli=False`` for Python-only options."""
-    metadata = {"help": help, "choices": tuple(choices) if choices else None, "flag": flag, "cli": cli}
+    """A dataclass field carrying its documentation: ``help``, allowed ``choices`` (a tuple, or a
+    :class:`~prometheus_reward.registry.Registry` read when the options are listed, so a
+    registration made later counts), the command-line ``flag`` when it is not ``--field-name``, and
+    ``cli=False`` for Python-only options."""
+    if choices is not None and not isinstance(choices, Registry):
+        choices = tuple(choices) or None
+    metadata = {"help": help, "choices": choices, "flag": flag, "cli": cli}
     if default_factory is not None:
         return field(default_factory=default_factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -260,7 +266,9 @@ def options(cls: type) -> list[Option]:
     for f in dataclasses.fields(cls):
         meta = f.metadata
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        out.append(Option(cls, f.name, hints[f.name], default, meta.get("help", ""), meta.get("choices"),
+        choices = meta.get("choices")
+        out.append(Option(cls, f.name, hints[f.name], default, meta.get("help", ""),
+                          tuple(choices) if choices is not None else None,
                           meta.get("flag") or "--" + f.name.replace("_", "-"), meta.get("cli", True)))
     return out
 
