@@ -81,7 +81,8 @@ def test_checklist_formats_weights_and_validation(tmp_path):
     with pytest.raises(ValueError, match="item 1: a checklist item needs a 'criterion'"):
         Checklist.from_dict({"items": ["fine", {"weight": 2}]})
     half = Checklist((ChecklistItem("a", 3.0), ChecklistItem("b", 1.0)), min_items_frac=0.7)
-    assert half.aggregate([5, None]) == 1.0 and half.aggregate([None, 5]) is None  # 3/4 >= 0.7 > 1/4
+    # 3/4 >= 0.7 > 1/4; the missing item counts as not met (issue 19: a failed judgment never pays more)
+    assert half.aggregate([5, None]) == 0.75 and half.aggregate([None, 5]) is None
     assert "(Pitfall, weight -2)" in checklist.implicit_rubric().render()
 
 
@@ -111,7 +112,8 @@ def test_an_unscorable_item_makes_the_row_unscorable_below_min_items_frac():
     assert grade.value is None and grade.error.startswith("checklist: the scored items hold less than min_items_frac=1")
     assert "item cites: no parseable result" in grade.error
     lenient = Checklist(checklist.items, min_items_frac=0.75)
-    assert Judge(ScriptedBackend(reply)).grade(["q"], ["a"], lenient, mode="generate")[0].value == pytest.approx(5.0)
+    # the unjudged item counts as not met: 1 + 4 * (3 * 1 + 1 * 0) / 4
+    assert Judge(ScriptedBackend(reply)).grade(["q"], ["a"], lenient, mode="generate")[0].value == pytest.approx(4.0)
 
 
 # -- the tournament -----------------------------------------------------------------------------------------------

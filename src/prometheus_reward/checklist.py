@@ -10,9 +10,11 @@ best-of-n, meta-eval's custom sets, a dataset's per-row ``rubric`` column). Two 
   evaluator in one batch. The row's score is RaR's weighted, normalised sum
   ``agg = sum_i w_i s_i / sum_i |w_i|`` with ``s_i = (score_i - 1) / 4`` in [0, 1] (so a pitfall,
   ``w_i < 0``, that is present pulls the score down), reported on the 1-5 scale as
-  ``1 + 4 * agg`` (the ``linear`` normaliser turns it back into ``agg``). An unscorable item makes
-  the row unscorable unless the items scored hold at least ``min_items_frac`` of the total |weight|;
-  then ``agg`` is taken over the scored items.
+  ``1 + 4 * agg`` (the ``linear`` normaliser turns it back into ``agg``), with ``agg`` clipped to
+  [0, 1] so that a row whose pitfalls outweigh what it meets stays on the scale. An unscorable
+  item makes the row unscorable unless the items scored hold at least ``min_items_frac`` of the
+  total |weight|; then each missing item counts as its worst case (a criterion not met, a pitfall
+  committed), so a judgment that failed never pays more than one that was made.
 - **implicit**: the whole checklist rendered as one rubric, one judgment (cheaper: RaR's implicit
   variant).
 
@@ -184,14 +186,23 @@ class Checklist:
 
     # -- explicit aggregation --------------------------------------------------------------------------------
     def aggregate(self, scores: Sequence[float | None]) -> float | None:
-        """RaR's weighted normalised sum over the items' 1-5 scores (None: not scored); None when
-        less than ``min_items_frac`` of the |weight| was scored."""
+        """RaR's weighted normalised sum over the items' 1-5 scores, in [0, 1]; None when less than
+        ``min_items_frac`` of the |weight| was scored. An item not scored (None) counts as its
+        worst case: a criterion not met (``s = 0``), a pitfall committed (``s = 1``).
+
+        Example:
+            >>> c = Checklist((ChecklistItem("a", 3.0), ChecklistItem("b", 1.0), ChecklistItem("p", -1.0)),
+            ...               min_items_frac=0.5)
+            >>> c.aggregate([5, 5, 1]), c.aggregate([5, None, None]), c.aggregate([None, 5, 1])
+            (0.8, 0.4, None)
+        """
         total = sum(abs(i.weight) for i in self.items)
-        scored = [(i.weight, (s - 1.0) / 4.0) for i, s in zip(self.items, scores) if s is not None]
-        covered = sum(abs(w) for w, _ in scored)
-        if not scored or covered < self.min_items_frac * total - 1e-12:
+        covered = sum(abs(i.weight) for i, s in zip(self.items, scores) if s is not None)
+        if not covered or covered < self.min_items_frac * total - 1e-12:
             return None
-        return sum(w * s for w, s in scored) / covered
+        worst = [(0.0 if i.weight > 0 else 1.0) if s is None else (s - 1.0) / 4.0 for i, s in zip(self.items, scores)]
+        agg = sum(i.weight * s for i, s in zip(self.items, worst)) / total
+        return min(max(agg, 0.0), 1.0)
 
     # -- implicit aggregation ----------------------------------------------------------------------------------
     def implicit_rubric(self) -> Rubric:

@@ -11,6 +11,12 @@ the judge appended because the evaluator wrote none). The rules:
   ``min_score_mass``, and it is not forced unless ``allow_forced``; what it contributes is
   ``expected`` (and ``source="forced"`` when a forced one was used).
 - A failed generation (a request that never succeeded) is a failed sample: never scored.
+- A forced distribution whose mass could not be measured (a server that returned no logprobs for
+  it) has not shown that the evaluator was answering: it counts only when ``min_score_mass`` is 0.
+- Nothing partial passes as whole: every sample must give a number (``min_samples``, default all
+  of them), and a pairwise judgment needs both presentation orders unless
+  ``allow_single_order``; a partial result that is allowed says so in its flags
+  (``partial_samples``, ``single_order``).
 - A judgment with no usable number gets ``error`` (naming the first reason) and ``value`` None.
 
 Example:
@@ -59,6 +65,9 @@ def _usable(readings: Sequence[Reading], what: str, min_mass: float, allow_force
             continue
         if answer.error or answer.probs is None:
             problems.append(answer.error or "no distribution")
+        elif answer.mass is None and reading.forced and min_mass > 0:
+            problems.append(f"the forced {what} distribution's mass could not be measured (no logprobs for it); "
+                            f"it counts only with min_score_mass=0")
         elif answer.mass is not None and answer.mass < min_mass:
             problems.append(f"the evaluator put {answer.mass:.2g} of its probability on the {what} tokens, "
                             f"below min_score_mass={min_mass:g}")
@@ -76,8 +85,9 @@ def _mass(readings: Sequence[Reading]) -> float | None:
 
 
 def finish_grade(grade: Grade, readings: Sequence[Reading], *, mode: str, min_score_mass: float,
-                 allow_forced: bool) -> Grade:
-    """Fill ``grade`` from one row's readings (see the module for the rules)."""
+                 allow_forced: bool, min_samples: int | None = None) -> Grade:
+    """Fill ``grade`` from one row's readings (see the module for the rules). ``min_samples``:
+    how many samples must give the number (None: all of them)."""
     failures = [r.error for r in readings if r.error]
     scores = [None if r.error else r.result for r in readings]
     grade.samples = scores  # type: ignore[assignment]
@@ -100,7 +110,26 @@ def finish_grade(grade: Grade, readings: Sequence[Reading], *, mode: str, min_sc
         grade.source = "parsed"
     if grade.expected is None and grade.mean is None and grade.score is None and grade.error is None:
         grade.error = (failures or problems or [NO_RESULT])[0]
+    elif grade.error is None:
+        _require_samples(grade, readings, len(usable) if grade.expected is not None else len(valid),
+                         failures + problems, min_samples)
     return grade
+
+
+def _require_samples(grade: Grade, readings: Sequence[Reading], earned: int, reasons: list[str],
+                     min_samples: int | None) -> None:
+    """Refuse a grade that fewer samples earned than required; flag an allowed partial one."""
+    total = len(readings)
+    need = total if min_samples is None else min(min_samples, total)
+    if earned >= total:
+        return
+    if earned < need:
+        why = (reasons or [NO_RESULT])[0]
+        grade.error = (f"only {earned} of {total} samples gave a usable {('score', 'distribution')[grade.expected is not None]} "
+                       f"(min_samples={need}); first failure: {why}")
+        grade.source = None
+        return
+    grade.flags = list(grade.flags) + ["partial_samples"]
 
 
 @dataclass
@@ -113,16 +142,32 @@ class OrderVerdict:
     mass: float | None
     forced: bool
     problems: list[str]
+    partial: bool = False  # fewer samples than asked gave it (allowed by min_samples)
+
+    @property
+    def judged(self) -> bool:
+        return self.prob_a is not None or any(v is not None for v in self.votes)
 
 
-def order_verdict(readings: Sequence[Reading], *, min_score_mass: float, allow_forced: bool) -> OrderVerdict:
-    """p("A") (from the usable distributions), the parsed votes and why the rest did not count."""
+def order_verdict(readings: Sequence[Reading], *, min_score_mass: float, allow_forced: bool,
+                  min_samples: int | None = None) -> OrderVerdict:
+    """p("A") (from the usable distributions), the parsed votes and why the rest did not count.
+    An order that fewer than ``min_samples`` samples (None: all) gave its number has none."""
     usable, forced_used, problems = _usable(readings, "answer", min_score_mass, allow_forced)
     problems = [r.error for r in readings if r.error] + problems  # type: ignore[misc]
     prob = sum(d[0] for d in usable) / len(usable) if usable else None
     votes = [None if r.error else r.result for r in readings]
     feedback = next((r.feedback for r in readings if not r.error), "")
-    return OrderVerdict(prob, votes, feedback, _mass(readings), forced_used, problems)  # type: ignore[arg-type]
+    verdict = OrderVerdict(prob, votes, feedback, _mass(readings), forced_used, problems)  # type: ignore[arg-type]
+    earned = len(usable) if prob is not None else sum(v is not None for v in votes)
+    need = len(readings) if min_samples is None else min(min_samples, len(readings))
+    if 0 < earned < need:
+        verdict.problems = [f"only {earned} of {len(readings)} samples of this order gave a verdict "
+                            f"(min_samples={need}); first failure: {(problems or [NO_RESULT])[0]}"]
+        verdict.prob_a, verdict.votes = None, [None] * len(readings)
+    elif earned < len(readings) and earned:
+        verdict.partial = True
+    return verdict
 
 
 def _side(prob: float | None, votes: Sequence[str | None]) -> str | None:
@@ -139,12 +184,28 @@ def _swapped(verdict: OrderVerdict) -> OrderVerdict:
     """The B-first order in the A-first order's terms ("B" there names the original A)."""
     flip = {"A": "B", "B": "A", None: None}
     return OrderVerdict(None if verdict.prob_a is None else 1.0 - verdict.prob_a, [flip[v] for v in verdict.votes],
-                        verdict.feedback, verdict.mass, verdict.forced, verdict.problems)
+                        verdict.feedback, verdict.mass, verdict.forced, verdict.problems, verdict.partial)
 
 
-def finish_preference(first: OrderVerdict, second: OrderVerdict | None, truncated: bool) -> Preference:
-    """Combine the two orders (``second`` None: one order only) into a :class:`Preference`."""
+def finish_preference(first: OrderVerdict, second: OrderVerdict | None, truncated: bool,
+                      allow_single_order: bool = False) -> Preference:
+    """Combine the two orders (``second`` None: one order only, as asked with ``swap=False``)
+    into a :class:`Preference`. When both were asked for and only one gave a verdict, the pair is
+    unscorable unless ``allow_single_order`` (then it is flagged ``single_order``)."""
     swap = second is not None
+    flags: list[str] = []
+    if swap and first.judged != second.judged:  # type: ignore[union-attr]
+        missing = second if first.judged else first
+        if not allow_single_order:
+            why = (missing.problems or ["no verdict"])[0]  # type: ignore[union-attr]
+            which = "B-first" if first.judged else "A-first"
+            return Preference(None, None, first.feedback, False, second.feedback, truncated,  # type: ignore[union-attr]
+                              list(first.votes) + list(second.votes), # type: ignore[union-attr]
+                              f"the {which} order gave no verdict ({why}); both orders are required "
+                              f"(allow_single_order=False)", answer_mass=_mean([first.mass, second.mass]))  # type: ignore[union-attr]
+        flags.append("single_order")
+    if first.partial or (second is not None and second.partial):
+        flags.append("partial_samples")
     other = _swapped(second) if second is not None else OrderVerdict(None, [], "", None, False, [])
     votes = list(first.votes) + list(other.votes)
     probs = [p for p in (first.prob_a, other.prob_a) if p is not None]
@@ -166,18 +227,23 @@ def finish_preference(first: OrderVerdict, second: OrderVerdict | None, truncate
     consistent = swap and pick1 is not None and pick1 == pick2
     winner = "A" if prob_a > 0.5 else "B" if prob_a < 0.5 else None
     return Preference(winner, prob_a, first.feedback, consistent, other.feedback, truncated, votes, None,
-                      source=source, answer_mass=mass)
+                      source=source, answer_mass=mass, flags=flags)
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else None
 
 
 def direct_preference(first: AnswerDistribution | None, second: AnswerDistribution | None, swap: bool,
-                      truncated: bool, min_score_mass: float) -> Preference:
+                      truncated: bool, min_score_mass: float, allow_single_order: bool = False) -> Preference:
     """A ``direct`` mode preference from the answer distribution of each order."""
     orders = [order_verdict([Reading(None, "", first)], min_score_mass=min_score_mass, allow_forced=True)]
     if swap:
         orders.append(order_verdict([Reading(None, "", second)], min_score_mass=min_score_mass, allow_forced=True))
     for order in orders:
         order.votes = []  # direct mode writes no verdict to vote with
-    pref = finish_preference(orders[0], orders[1] if swap else None, truncated)
+    pref = finish_preference(orders[0], orders[1] if swap else None, truncated, allow_single_order)
     if pref.error is None:
         pref.source = "direct"
     return pref
