@@ -40,6 +40,8 @@ class Grade:
         flags: judge-gaming patterns found in the graded response (see :mod:`prometheus_reward.rows`).
         items: for a checklist graded item by item, each item's result (``id``, ``criterion``,
             ``weight``, ``value``, ``score``, ``source``, ``score_mass``, ``error``); None otherwise.
+        cause: who is to blame when the row is unscorable: ``response`` (the policy's output
+            cannot be judged), ``judge`` or ``transport`` (see :mod:`prometheus_reward.blame`).
     """
 
     score: int | None = None
@@ -54,6 +56,7 @@ class Grade:
     score_mass: float | None = None
     flags: list[str] = field(default_factory=list)
     items: list[dict[str, Any]] | None = None
+    cause: str | None = None
 
     @property
     def forced(self) -> bool:
@@ -100,6 +103,7 @@ class Preference:
         answer_mass: the probability on the ``A`` / ``B`` tokens before renormalising (mean over
             the orders); None when not measured.
         flags: judge-gaming patterns found in either response.
+        cause: who is to blame when the pair is unscorable (as for :class:`Grade`).
     """
 
     winner: str | None = None
@@ -113,6 +117,7 @@ class Preference:
     source: str | None = None
     answer_mass: float | None = None
     flags: list[str] = field(default_factory=list)
+    cause: str | None = None
 
     @property
     def forced(self) -> bool:

@@ -73,6 +73,7 @@ class ParsedOutput:
     feedback: str
     value_start: int | None = None
     marker_start: int | None = None
+    invalid: str | None = None  # a verdict the evaluator did write, outside the scale ("[RESULT] 7")
 
 
 def _clean_feedback(text: str) -> str:
@@ -97,7 +98,7 @@ def parse_absolute_output(text: str | None) -> ParsedOutput:
     value = match["value"]
     feedback = _clean_feedback(text[: match.start()])
     if "." in value or not 1 <= int(value) <= 5:
-        return ParsedOutput(None, feedback)
+        return ParsedOutput(None, feedback, invalid=" ".join(match.group(0).split()))
     marker = match.start() + len(match.group(0)) - len(match.group(0).lstrip())  # a verdict line's own start
     return ParsedOutput(int(value), feedback, match.start("value"), marker)
 

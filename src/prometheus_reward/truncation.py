@@ -1,20 +1,40 @@
 """Fit a rendered prompt into the evaluator's context without touching the template or rubric.
 
-Cut order: the response(s) first (the longer of two is cut down towards the shorter before both
-shrink together), then the reference answer, then the *start* of the instruction (its end, where
-the actual question usually is, stays). The template, the rubric and the instruction's end are
-never cut; when they alone do not fit, :class:`PromptTooLong` is raised.
+Cut order (:data:`ABSOLUTE_CUTS`, :data:`RELATIVE_CUTS`; the judge and the evaluator-training
+prompts share them): the reference answer first, then the *start* of the instruction (its end,
+where the actual question usually is, keeps at least :data:`INSTRUCTION_FLOOR` tokens), then the
+response(s) (the longer of two is cut down towards the shorter before both shrink together), never
+below :data:`RESPONSE_FLOOR` tokens: a response cut to nothing would be graded as an empty answer.
+The template and the rubric are never cut; when the prompt still does not fit,
+:class:`PromptTooLong` is raised and the row is unscorable.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Literal, Sequence
+from typing import Callable, Literal, Mapping, NamedTuple, Sequence
 
 Keep = Literal["head", "tail"]
 
+RESPONSE_FLOOR = 64  # tokens a response keeps at least (all of it when it is shorter)
+INSTRUCTION_FLOOR = 32  # tokens of the instruction's end that are never cut
+
+
+class Cut(NamedTuple):
+    """One step of a cut plan: these fields, cut keeping their ``keep`` end, never below ``floor``."""
+
+    fields: tuple[str, ...]
+    keep: Keep
+    floor: int = 0
+
+
+ABSOLUTE_CUTS: tuple[Cut, ...] = (Cut(("reference_answer",), "head"), Cut(("instruction",), "tail", INSTRUCTION_FLOOR),
+                                  Cut(("response",), "head", RESPONSE_FLOOR))
+RELATIVE_CUTS: tuple[Cut, ...] = (Cut(("reference_answer",), "head"), Cut(("instruction",), "tail", INSTRUCTION_FLOOR),
+                                  Cut(("response_a", "response_b"), "head", RESPONSE_FLOOR))
+
 
 class PromptTooLong(ValueError):
-    """The prompt does not fit even with every cuttable field emptied."""
+    """The prompt does not fit even with every cuttable field cut to its floor."""
 
 
 def water_fill(lengths: Sequence[int], excess: int) -> list[int]:
@@ -46,10 +66,11 @@ def fit_prompt(
     count: Callable[[str], int],
     cut: Callable[[str, int, Keep], str],
     budget: int,
-    groups: Sequence[tuple[Sequence[str], Keep]],
+    groups: Sequence[tuple[Sequence[str], Keep] | Cut],
     max_rounds: int = 8,
 ) -> tuple[str, bool, dict[str, str | None]]:
-    """Render ``fields``; while the prompt exceeds ``budget`` tokens, cut field groups in order.
+    """Render ``fields``; while the prompt exceeds ``budget`` tokens, cut field groups in order,
+    each field never below its group's floor (or its own length, when shorter).
 
     Args:
         fields: the template fields (``instruction``, ``response``...).
@@ -57,8 +78,7 @@ def fit_prompt(
         count: token count of a text.
         cut: (text, max_tokens, keep) -> cut text.
         budget: the maximum prompt tokens.
-        groups: cut order, e.g. ``[(("response",), "head"), (("reference_answer",), "head"),
-            (("instruction",), "tail")]``.
+        groups: the cut plan, e.g. :data:`ABSOLUTE_CUTS`; ``(fields, keep)`` pairs have no floor.
 
     Returns:
         (prompt, truncated, fields actually used)
@@ -68,19 +88,27 @@ def fit_prompt(
     total = count(prompt)
     if total <= budget:
         return prompt, False, fields
-    for names, keep in groups:
+    for group in groups:
+        names, keep, floor = group if isinstance(group, Cut) else Cut(tuple(group[0]), group[1])
         names = [n for n in names if fields.get(n)]
+        floors = {n: min(floor, count(fields[n])) for n in names} if floor else {}  # type: ignore[arg-type]
         for _ in range(max_rounds):
             if total <= budget or not any(fields.get(n) for n in names):
                 break
             lengths = [count(fields[n]) if fields.get(n) else 0 for n in names]  # type: ignore[arg-type]
+            room = [max(length - floors.get(n, 0), 0) for n, length in zip(names, lengths)]
+            if not any(room):
+                break
             # a small margin absorbs token-boundary effects at the cut
-            targets = water_fill(lengths, total - budget + 2)
+            targets = water_fill(room, total - budget + 2)
             for name, length, target in zip(names, lengths, targets):
+                target += floors.get(name, 0)
                 if target < length:
                     fields[name] = cut(fields[name], target, keep) if target > 0 else ""  # type: ignore[arg-type]
             prompt = render(fields)
             total = count(prompt)
         if total <= budget:
             return prompt, True, fields
-    raise PromptTooLong(f"prompt needs {total} tokens, more than the {budget} available even after truncation")
+    raise PromptTooLong(f"prompt needs {total} tokens, more than the {budget} available even after truncation "
+                        "(the template, the rubric and the floors of the instruction and response are never cut)")
+
