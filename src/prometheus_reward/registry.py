@@ -128,3 +128,9 @@ REWARD_SHAPES: Registry[Any] = Registry("reward shape")
 # Meta-evaluation benchmarks: ``target`` is a ``BenchmarkSpec``.
 BENCHMARKS: Registry[Any] = Registry("benchmark")
 # (registrations of the benchmarks go here)
+_SETS = "prometheus_reward.metaeval.benchmarks"
+BENCHMARKS.register("vicuna", f"{_SETS}.vicuna:SPEC", help="Vicuna: 320 rows graded 1-5, gold = 3 GPT-4 scores")
+BENCHMARKS.register("mt_bench", f"{_SETS}.mt_bench:SPEC", help="MT-Bench: 320 rows graded 1-5, gold = 3 GPT-4 scores")
+BENCHMARKS.register("hhh", f"{_SETS}.hhh:SPEC", help="HHH Alignment: 221 chosen/rejected pairs")
+BENCHMARKS.register("autoj", f"{_SETS}.autoj:SPEC", help="Auto-J: 1,392 pairs with human labels, ties included")
+BENCHMARKS.register("custom", f"{_SETS}.custom:SPEC", help="your own rows (docs/meta_evaluation.md); needs --data PATH")
