@@ -174,7 +174,7 @@ def resolve_path(benchmark: str, data: str | Path) -> Path:
 
 
 def _read(path: Path, limit: int | None, skip_bad_rows: bool = False) -> DataRows:
-    """The rows of a benchmark file through the one reader (:func:`prometheus_reward.io.read_data`):
+    """The rows of a benchmark file, read by :func:`prometheus_reward.io.read_data`:
     rows keep their numbers in the file, so item ids stay stable when lines are set aside."""
     from ..io import read_data
 
