@@ -1,7 +1,7 @@
 """Best-of-n sampling with a Prometheus judge: sample n completions per prompt from a policy,
 rerank them, and write the chosen completion with every score (and, optionally, rejection-sampling
 SFT rows for TRL's SFTTrainer). The work is the library's
-:func:`prometheus_reward.sampling.write_best_of_n`, the same driver as the ``best-of-n`` command.
+:func:`prometheus_reward.best_of_n.write_best_of_n`, the same driver as the ``best-of-n`` command.
 
 Usage:
     python recipes/best_of_n.py --config configs/best_of_n_smoke.yaml
@@ -51,7 +51,7 @@ def main(args: BestOfNArguments, judge_args: Any):
     from prometheus_reward import CachedJudge
     from prometheus_reward.config import from_object
     from prometheus_reward.io import read_rows
-    from prometheus_reward.sampling import load_policy, write_best_of_n
+    from prometheus_reward.best_of_n import load_policy, write_best_of_n
 
     torch.manual_seed(args.seed)
     rows = read_rows(args.input, args.limit)

@@ -254,3 +254,34 @@ def test_bench_isolated_random_init_grpo_shape(benchmark_data, tmp_path):
     assert results["direct"]["model"] == "random-init:tiny-mistral" and results["direct"]["judgments"] == 64
     assert results["direct"]["prefix_sharing"] is True and results["direct:unshared"]["prefix_sharing"] is False
     assert results["direct"]["ratio_to_sequential"] is None  # no baseline asked for
+
+
+def test_bench_table_into_a_log_is_printed_at_full_width():
+    """Into a file or pipe (not a terminal) the table keeps every cell on one line; rich would
+    squeeze it to 80 columns and wrap or cut the cells, unreadable in a log."""
+    import io
+
+    from prometheus_reward.bench import print_table, results_table
+
+    def figures(mode: str, **extra):
+        return {"model": "a-rather-long-model-name-for-the-title", "device": "cpu", "judgments": 16,
+                "mean_prompt_tokens": 1234.0, "judgments_per_s": 12.345, "completion_tokens": 4096,
+                "prompt_tokens_per_s": 20480.0, "seconds": 98.7, "peak_rss_mb": 3210.0, "peak_gpu_mb": 45678.0,
+                "ratio_to_sequential": 3.21, "ratio_to_padded": 1.55, **extra}
+
+    results = {
+        "sequential": figures("sequential", parsed=16, batching="sequential"),
+        "generate": figures("generate", parsed=15, batching="continuous"),
+        "direct": figures("direct", efficiency_vs_raw_forward=0.87),
+        "raw-forward": figures("raw-forward", best_batch_size=64, single_prompt_tokens_per_s=543.0),
+    }
+    out = io.StringIO()
+    assert not out.isatty()
+    print_table(results_table(results, BenchConfig(limit=16)), out)
+    lines = out.getvalue().splitlines()
+    assert max(len(line) for line in lines) > 80  # wider than rich's default for a non-terminal
+    cells = ["judgments/s", "tokens generated", "prompt tok/s", "peak RSS MB", "peak GPU MB", "x sequential", "x padded",
+             "raw-forward", "12.345", "4096", "20480", "45678", "3.21", "1.55", "16/16 parsed, sequential",
+             "15/16 parsed, continuous", "0.87 of raw-forward tok/s", "best batch 64; one at a time 543 tok/s"]
+    for cell in cells:  # each whole, on one line, between the column rules
+        assert any(f" {cell} " in line for line in lines), cell

@@ -11,7 +11,7 @@ import pytest
 
 from prometheus_reward.cached import CachedJudge
 from prometheus_reward.rerank import bradley_terry, judge_calls, rerank
-from prometheus_reward.sampling import best_of_n
+from prometheus_reward.best_of_n import best_of_n
 from prometheus_reward.io import iter_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
@@ -102,7 +102,7 @@ def test_unjudgeable_candidates_are_never_picked(tiny_judge):
 
 def test_best_of_n_samples_and_reranks(tiny_model_dir, tiny_judge, tmp_path):
     from prometheus_reward.config import JudgingConfig
-    from prometheus_reward.sampling import load_policy
+    from prometheus_reward.best_of_n import load_policy
 
     policy, tokenizer = load_policy(str(tiny_model_dir), dtype="float32")
     prompts = ["Write about the sea.", [{"role": "user", "content": "Give a coding tip."}]]

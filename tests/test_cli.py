@@ -93,3 +93,12 @@ def test_mixed_type_jsonl_reports_the_bad_row(tiny_model_dir, tmp_path):
                  "--mode", "direct"]) == 0
     rows = list(iter_jsonl(out))
     assert [r["error"] for r in rows] == [None, "row 1: field 'response' must be a string or assistant messages, got int", None]
+
+
+def test_top_level_help_describes_the_commands_without_markup(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    description = " ".join(out.split("\n\n")[1].split())  # the paragraph after the usage lines
+    assert description == ("prometheus-reward: grade | compare | label | best-of-n | meta-eval | bench | serve | audit "
+                           "| merge-adapters.")
+    assert "``" not in out

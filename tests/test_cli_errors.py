@@ -71,14 +71,14 @@ def outputs(tmp_path: Path) -> list[str]:
 @pytest.fixture
 def no_loading(monkeypatch):
     """Loading a judge or a policy fails the test: these errors must come first."""
-    from prometheus_reward import sampling
+    from prometheus_reward import best_of_n
     from prometheus_reward.config import JudgeConfig
 
     def refuse(*args, **kwargs):
         raise AssertionError("a model was loaded before the error")
 
     monkeypatch.setattr(JudgeConfig, "build", refuse)
-    monkeypatch.setattr(sampling, "load_policy", refuse)
+    monkeypatch.setattr(best_of_n, "load_policy", refuse)
 
 
 def bad_middle_line(tmp_path: Path, command: str) -> Path:

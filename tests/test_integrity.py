@@ -174,7 +174,7 @@ def test_answer_distribution_rules():
     ("No reasoning here.", "No reasoning here."),
 ])
 def test_reasoning_is_stripped(text, answer):
-    from prometheus_reward.rows import strip_reasoning
+    from prometheus_reward.guards import strip_reasoning
 
     guarded = strip_reasoning(text)
     assert guarded.text == answer and guarded.error is None

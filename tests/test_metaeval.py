@@ -405,3 +405,48 @@ def test_compute_metrics_on_hand_made_pair_records():
     assert m["absolute"]["integer"]["tie_rate"] == pytest.approx(1 / 3)
     assert m["absolute"]["expected"]["accuracy"]["value"] == pytest.approx(1 / 3)
     assert m["absolute"]["integer"]["by_group"] == {"x": {"n": 2, "accuracy": 0.5}, "y": {"n": 1, "accuracy": 0.0}}
+
+
+# -- a benchmark added at run time: one spec, one registration -----------------------------------------------------
+@pytest.fixture
+def registered(monkeypatch):
+    """Register specs for one test only (the registry is shared by the whole session)."""
+    from prometheus_reward.registry import BENCHMARKS, Entry
+
+    def register(spec):
+        assert spec.name not in BENCHMARKS
+        monkeypatch.setitem(BENCHMARKS._entries, spec.name, Entry(spec.name, spec, "a test set"))
+        return spec
+
+    return register
+
+
+def test_a_benchmark_registered_at_run_time_runs_through_meta_eval(registered, tiny_dir, benchmark_data, tmp_path, capsys):
+    """One BenchmarkSpec (its file name, loader, kind, protocols and published figures) is all a new set
+    needs: the command's choices, the folder lookup, the protocols and results.md all read it."""
+    from prometheus_reward.metaeval import BENCHMARKS, BenchmarkSpec, Headline
+    from prometheus_reward.metaeval.data import DEFAULT_FILES
+
+    argv = ["--benchmark", "tiny_pairs", "--data", str(benchmark_data), "--limit", "2", "--samples", "1"]
+    assert _cli(["meta-eval", "--model", tiny_dir, "--output-dir", str(tmp_path / "before"), *argv]) == 2
+    assert "invalid choice: 'tiny_pairs'" in capsys.readouterr().err
+
+    registered(BenchmarkSpec(
+        name="tiny_pairs", load=BENCHMARKS.get("hhh").load, kind="pairwise", default_file="hhh_alignment_eval.json",
+        protocols=("absolute",), default_protocols=("absolute",),
+        published=(Headline("accuracy, absolute grading", ("absolute", "{src}", "accuracy", "value"), {"Our-Judge-1B": 0.625}),),
+    ))
+    assert DEFAULT_FILES["tiny_pairs"] == "hhh_alignment_eval.json"
+    result, predictions = _run(tiny_dir, tmp_path / "out", *argv)
+    assert (result["benchmark"], result["kind"], result["n"], result["protocols"]) == ("tiny_pairs", "pairwise", 2, ["absolute"])
+    assert result["data"].endswith("hhh_alignment_eval.json")  # found in the folder by its spec's file name
+    assert all(p["relative"] is None and set(p["absolute"]) == {"1", "2"} for p in predictions)
+    md = (tmp_path / "out" / "results.md").read_text()
+    assert "# Meta-evaluation: tiny_pairs" in md and "| Our-Judge-1B |" in md
+    row = next(line for line in md.splitlines() if line.startswith("| accuracy, absolute grading |"))
+    assert row.endswith("| n/a | n/a | n/a | n/a | 0.625 |")  # the papers' columns, then the spec's own model
+    # a protocol the spec does not support is refused before the model loads
+    capsys.readouterr()
+    assert _cli(["meta-eval", "--model", str(tmp_path / "no-such-model"), "--output-dir", str(tmp_path / "rel"),
+                 "--protocol", "relative", *argv]) == 2
+    assert capsys.readouterr().err == "error: --benchmark tiny_pairs does not support the relative protocol\n"

@@ -6,6 +6,7 @@ fixture file, with its real checksum, through monkeypatch.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import shutil
@@ -20,6 +21,7 @@ import pytest
 from prometheus_reward.metaeval import DataError, load_benchmark
 from prometheus_reward.metaeval import download as D
 from prometheus_reward.metaeval.data import DEFAULT_FILES
+from prometheus_reward.registry import BENCHMARKS
 
 REPO = Path(__file__).resolve().parents[1]
 COMMIT = "0123456789abcdef0123456789abcdef01234567"  # a test commit: the server's folder name
@@ -77,11 +79,20 @@ def server(tmp_path):
     srv.stop()
 
 
-def _pin(monkeypatch, benchmark: str, data: bytes, sha256: str | None = None) -> D.PinnedFile:
-    """Point the pinned table's entry for ``benchmark`` at test bytes (real or given checksum)."""
+@pytest.fixture(autouse=True)
+def _restore_specs():
+    """Every registered benchmark spec as it was before the test (``_pin`` replaces some)."""
+    saved = {name: BENCHMARKS.get(name) for name in BENCHMARKS}
+    yield
+    for name, spec in saved.items():
+        BENCHMARKS.register(name, spec, replace=True)
+
+
+def _pin(benchmark: str, data: bytes, sha256: str | None = None) -> D.PinnedFile:
+    """Point the pinned file of ``benchmark``'s spec at test bytes (real or given checksum)."""
     upstream = D.PINNED[benchmark]
     pin = D.PinnedFile(upstream.filename, COMMIT, upstream.path, sha256 or hashlib.sha256(data).hexdigest(), len(data))
-    monkeypatch.setitem(D.PINNED, benchmark, pin)
+    BENCHMARKS.register(benchmark, dataclasses.replace(BENCHMARKS.get(benchmark), pin=pin), replace=True)
     return pin
 
 
@@ -91,7 +102,7 @@ def _fixture(name: str) -> bytes:
 
 def test_first_download_lands_in_the_cache_then_works_offline(server, monkeypatch, tmp_path, capsys):
     data = _fixture("vicuna_eval.json")
-    pin = _pin(monkeypatch, "vicuna", data)
+    pin = _pin("vicuna", data)
     server.publish(pin, data)
     cache = tmp_path / "cache"
     path = D.resolve_benchmark_data("vicuna", cache_dir=cache, base_url=server.url, progress=True)
@@ -112,7 +123,7 @@ def test_first_download_lands_in_the_cache_then_works_offline(server, monkeypatc
 def test_load_benchmark_without_data_downloads_into_cache_home(server, monkeypatch, tmp_path):
     """``data=None``: the base URL from PROMETHEUS_REWARD_DATA_URL, the cache under PROMETHEUS_REWARD_HOME."""
     data = _fixture("hhh_alignment_eval.json")
-    pin = _pin(monkeypatch, "hhh", data)
+    pin = _pin("hhh", data)
     server.publish(pin, data)
     monkeypatch.setenv("PROMETHEUS_REWARD_HOME", str(tmp_path / "home"))
     monkeypatch.setenv(D.URL_ENV, server.url + "/")
@@ -125,7 +136,7 @@ def test_load_benchmark_without_data_downloads_into_cache_home(server, monkeypat
 def test_checksum_mismatch_keeps_nothing(server, monkeypatch, tmp_path):
     data = _fixture("mt_bench_eval.json")
     wrong = hashlib.sha256(b"not these bytes").hexdigest()
-    pin = _pin(monkeypatch, "mt_bench", data, sha256=wrong)
+    pin = _pin("mt_bench", data, sha256=wrong)
     server.publish(pin, data)
     cache = tmp_path / "cache"
     got = hashlib.sha256(data).hexdigest()
@@ -137,7 +148,7 @@ def test_checksum_mismatch_keeps_nothing(server, monkeypatch, tmp_path):
 
 def test_a_corrupted_cached_file_is_downloaded_again(server, monkeypatch, tmp_path, capsys):
     data = _fixture("autoj_pairwise.jsonl")
-    pin = _pin(monkeypatch, "autoj", data)
+    pin = _pin("autoj", data)
     server.publish(pin, data)
     cache = tmp_path / "cache"
     cache.mkdir()
@@ -156,7 +167,7 @@ def _closed_port() -> int:
 
 
 def test_unreachable_host_says_to_pass_data(monkeypatch, tmp_path):
-    _pin(monkeypatch, "vicuna", _fixture("vicuna_eval.json"))
+    _pin("vicuna", _fixture("vicuna_eval.json"))
     cache = tmp_path / "cache"
     url = f"http://127.0.0.1:{_closed_port()}"
     with pytest.raises(DataError) as info:
@@ -168,7 +179,7 @@ def test_unreachable_host_says_to_pass_data(monkeypatch, tmp_path):
 
 
 def test_http_404_and_a_cut_transfer_keep_nothing(server, monkeypatch, tmp_path):
-    _pin(monkeypatch, "hhh", _fixture("hhh_alignment_eval.json"))  # not published: 404
+    _pin("hhh", _fixture("hhh_alignment_eval.json"))  # not published: 404
     cache = tmp_path / "cache"
     with pytest.raises(DataError, match=r"\(HTTP 404 [^)]*\); pass --data PATH to use a local copy$"):
         D.resolve_benchmark_data("hhh", cache_dir=cache, base_url=server.url, progress=False)

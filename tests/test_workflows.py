@@ -44,7 +44,7 @@ def test_one_multi_turn_policy_across_rewards_labeling_and_best_of_n(tiny_model_
     assert _instructions(label_backend.prompts) == {expected}
 
     from prometheus_reward.config import JudgingConfig
-    from prometheus_reward.sampling import best_of_n, load_policy
+    from prometheus_reward.best_of_n import best_of_n, load_policy
 
     policy, tokenizer = load_policy(str(tiny_model_dir), dtype="float32")
     bon_backend = QualityBackend()

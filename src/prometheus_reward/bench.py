@@ -497,6 +497,32 @@ def results_table(results: dict[str, dict[str, Any]], cfg: BenchConfig):
     return table
 
 
+def print_table(table: Any, file: Any = None) -> None:
+    """Print a rich table to ``file`` (default: standard output). Into a terminal it fits the
+    terminal; into a file or a pipe (a log) it is printed at its full natural width, every cell on
+    one line, instead of squeezed to rich's 80 columns.
+
+    Example:
+        >>> import io
+        >>> from rich.table import Table
+        >>> table = Table("mode", "note")
+        >>> table.add_row("direct", "x" * 90)
+        >>> out = io.StringIO()
+        >>> print_table(table, out)
+        >>> "x" * 90 in out.getvalue()
+        True
+    """
+    from rich.console import Console
+    from rich.measure import Measurement
+
+    console = Console(file=file)
+    if not console.is_terminal:
+        unbounded = Console(file=file, width=1_000_000)
+        width = Measurement.get(unbounded, unbounded.options, table).maximum
+        console = Console(file=file, width=max(width, 1))
+    console.print(table)
+
+
 def _worker(payload: str) -> None:
     cfg = BenchConfig(**json.loads(payload))
     print(json.dumps({cfg.modes[0]: run_mode(cfg, cfg.modes[0])}))

@@ -1,7 +1,9 @@
-"""Reading rows (JSONL/JSON/CSV/Parquet through ``datasets``) and writing JSONL as results come.
+"""Data files in and out: reading rows from JSONL/JSON/CSV/Parquet files (through ``datasets``)
+and writing JSONL as results come. What a row's cells mean to the evaluator is
+:mod:`prometheus_reward.rows`; this module only gets the rows off the disk and back.
 
-One reader serves every command (grade, compare, label, best-of-n, meta-eval, bench) and the
-library: :func:`read_data`. A file that cannot be read raises :class:`DataFileError`, whose
+Every command (grade, compare, label, best-of-n, meta-eval, bench) and the library read files
+with :func:`read_data`. A file that cannot be read raises :class:`DataFileError`, whose
 message names the file (and, for JSON Lines, the line) and the problem. JSON Lines are checked
 line by line before ``datasets`` sees them, so a malformed line is never dropped silently: by
 default it stops the read (``FILE line N: invalid JSON (...)``); with ``skip_bad_rows=True`` it is

@@ -23,8 +23,9 @@ from .backends.base import Backend, Generation, SamplingParams
 from .checklist import Checklist
 from .config import MODES, JudgeConfig, JudgingConfig, from_mapping
 from .grades import Grade, Preference
+from .guards import guard_response
 from .parsing import parse_absolute_output, parse_relative_output
-from .rows import RowError, RubricColumn, column, guard_response, require_text
+from .rows import RowError, RubricColumn, column, require_text
 from .rubric import Rubric
 from .templates import (
     ABS_SYSTEM_PROMPT,

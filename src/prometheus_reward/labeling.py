@@ -21,10 +21,11 @@ a judge failure, bad input) go to ``<output stem>.skipped.jsonl`` with ``skip_re
 Lines input stops the run before any work, unless ``skip_bad_rows=True``: then it goes to the
 side file (``skip_reason: unreadable``, with its ``line`` and ``text``) and is never judged; a
 resumed run reads such lines again (a line fixed since is judged, one still bad is set aside
-again, never twice). Both files are appended and
-fsynced batch by batch, so a rerun after a crash (``kill -9`` included) resumes where the files
-end: finished rows are skipped; with a :class:`~prometheus_reward.cached.CachedJudge` (what the
-``label`` command uses), judged-but-unwritten rows come from the cache.
+again, never twice). Both files are appended and fsynced batch by batch
+(:mod:`prometheus_reward.label_files`), so a rerun after a crash (``kill -9`` included) resumes
+where the files end: finished rows are skipped; with a :class:`~prometheus_reward.cached.CachedJudge`
+(what the ``label`` command uses), judged-but-unwritten rows come from the cache. This module is
+the pairing policy: which pairs are judged, and when a pair is a tie, inconsistent or kept.
 
 Scores: ``method="pairwise"`` gives ``score_chosen = p(chosen better)`` (both orders averaged),
 ``score_rejected = 1 - score_chosen``; ``method="absolute"`` gives the two (expected) 1-5 scores.
@@ -39,9 +40,7 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -50,7 +49,8 @@ from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping, Sequence
 
 from .config import JudgingConfig, RerankConfig
-from .io import UNREADABLE, DataRows, JsonlWriter, iter_jsonl, read_data, skipped_path
+from .io import ROW_FIELD, UNREADABLE, DataRows, read_data, skipped_path  # skipped_path: the side file's name, for callers
+from .label_files import LabelFiles
 from .rerank import rerank
 from .rows import RowError, RubricColumn, describe, reference_for, require_prompt, require_response
 
@@ -58,7 +58,6 @@ logger = logging.getLogger(__name__)
 
 InputFormat = Literal["pair", "list", "rejudge"]
 Method = Literal["pairwise", "absolute"]
-ROW_FIELD = "input_row"
 SKIP_KINDS = ("tie", "inconsistent", "judge_error", "bad_input", UNREADABLE)
 _PAIR_A = ("response_a", "response_A", "response 1", "response_1")
 _PAIR_B = ("response_b", "response_B", "response 2", "response_2")
@@ -190,65 +189,6 @@ def margin_histogram(margins: Sequence[float], bins: int = 10) -> list[tuple[flo
     return [(round(float(edges[k]), 6), round(float(edges[k + 1]), 6), int(c)) for k, c in enumerate(counts)]
 
 
-# -- resume ------------------------------------------------------------------------------------------
-def _recover(path: Path) -> list[dict[str, Any]]:
-    """The intact rows of a file, rewritten atomically without a torn last line."""
-    if not path.exists():
-        return []
-    rows = [r for r in iter_jsonl(path) if isinstance(r, dict) and isinstance(r.get(ROW_FIELD), int)]
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    return rows
-
-
-def _resume_state(output: Path, skipped: Path) -> tuple[set[int], list[dict], list[dict]]:
-    """Rows already finished; drops the rows of a multi-pair group cut short by a crash, and any
-    duplicate, so that each input row is in one file, once. Lines set aside as unreadable are not
-    finished: they are dropped here and read again."""
-    kept_rows = _recover(output)
-    recovered = _recover(skipped)
-    skip_rows = [r for r in recovered if r.get("skip_reason") != UNREADABLE]
-    groups: dict[int, list[dict]] = {}
-    for row in kept_rows:
-        groups.setdefault(row[ROW_FIELD], []).append(row)
-    complete: dict[int, list[dict]] = {}
-    for index, rows in groups.items():
-        expected = rows[0].get("pairs_in_row", 1)
-        seen_pairs = {json.dumps(r.get("pair")) for r in rows}
-        if len(seen_pairs) >= expected:
-            # keep one row per pair
-            by_pair: dict[str, dict] = {}
-            for r in rows:
-                by_pair.setdefault(json.dumps(r.get("pair")), r)
-            complete[index] = list(by_pair.values())
-    skip_by_row: dict[int, dict] = {}
-    for row in skip_rows:
-        if row[ROW_FIELD] not in complete:
-            skip_by_row.setdefault(row[ROW_FIELD], row)
-    final_kept = [r for rows in complete.values() for r in rows]
-    final_skip = list(skip_by_row.values())
-    if len(final_kept) != len(kept_rows):
-        _rewrite(output, final_kept)
-    if len(final_skip) != len(recovered):
-        _rewrite(skipped, final_skip)
-    return set(complete) | set(skip_by_row), final_kept, final_skip
-
-
-def _rewrite(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 # -- labeling -----------------------------------------------------------------------------------------
 @dataclass
 class _Unit:
@@ -262,6 +202,52 @@ class _Unit:
     rubric: Any = None
     reference: Any = None
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class LabelOptions:
+    """How pairs are judged and kept (the policy arguments of :func:`label_preferences`).
+
+    Example:
+        >>> LabelOptions(mode="direct", min_margin=0.1).judge_kwargs()
+        {'mode': 'direct', 'samples': 1}
+    """
+
+    mode: str = JudgingConfig.mode
+    method: Method = "pairwise"
+    list_pairs: Literal["best-vs-worst", "all"] = "best-vs-worst"
+    tournament: Literal["knockout", "round-robin"] = RerankConfig.tournament
+    inconsistent: Literal["keep", "skip"] = "keep"
+    min_margin: float = 0.0
+    samples: int = 1
+    overrides: Mapping[str, Any] = field(default_factory=dict)  # the judge's sampling overrides
+
+    def __post_init__(self) -> None:
+        if self.method not in ("pairwise", "absolute"):
+            raise ValueError(f"unknown method {self.method!r}; choose pairwise or absolute")
+        if self.inconsistent not in ("keep", "skip"):
+            raise ValueError("inconsistent must be 'keep' or 'skip'")
+        if self.list_pairs not in ("best-vs-worst", "all"):
+            raise ValueError("list_pairs must be 'best-vs-worst' or 'all'")
+
+    def judge_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of every judge call."""
+        return dict(mode=self.mode, samples=self.samples, **self.overrides)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The judge's word on one pair ``(i, j)``, ``i`` shown as A: who wins, the winner's and the
+    loser's scores, the feedback, whether both orders agreed (``None``: absolute grading), whether
+    it is an exact tie; or the ``error`` that left no verdict."""
+
+    error: str | None = None
+    a_wins: bool = False
+    score_win: float = 0.0
+    score_lose: float = 0.0
+    feedback: str = ""
+    consistent: bool | None = None
+    tie: bool = False
 
 
 def _skip(unit: _Unit, kind: str, reason: str) -> dict[str, Any]:
@@ -327,12 +313,8 @@ def label_preferences(
     """
     from tqdm.auto import tqdm
 
-    if method not in ("pairwise", "absolute"):
-        raise ValueError(f"unknown method {method!r}; choose pairwise or absolute")
-    if inconsistent not in ("keep", "skip"):
-        raise ValueError("inconsistent must be 'keep' or 'skip'")
-    if list_pairs not in ("best-vs-worst", "all"):
-        raise ValueError("list_pairs must be 'best-vs-worst' or 'all'")
+    options = LabelOptions(mode=mode, method=method, list_pairs=list_pairs, tournament=tournament,
+                           inconsistent=inconsistent, min_margin=min_margin, samples=samples, overrides=sampling)
     started = time.perf_counter()
     if isinstance(data, (str, Path)):
         table = read_data(data, limit, skip_bad_rows=skip_bad_rows)
@@ -343,43 +325,32 @@ def label_preferences(
                              [n for n in table.numbers if n < limit], [b for b in table.bad_lines if b.row < limit],
                              table.path)
     rows = dict(zip(table.numbers, table.rows))  # row number in the file -> row
-    output = Path(output)
-    side = skipped_path(output)
-    summary = LabelSummary(str(output), str(side), rows=table.records)
+    files = LabelFiles(output)
+    summary = LabelSummary(str(files.output), str(files.skipped), rows=table.records)
     if not table.records:
         raise ValueError("the input has no rows")
     first = table.rows[0] if table.rows else {}
     fmt, cols = resolve_format(first, input_format, columns) if table.rows else ("pair", {})
     ref_col = reference_column or ("reference_answer" if "reference_answer" in first else None)
     if overwrite:
-        for path in (output, side):
-            if path.exists():
-                path.unlink()
-    done, _, _ = _resume_state(output, side)
-    done &= set(rows) | {b.row for b in table.bad_lines}
+        files.clear()
+    done = files.resume() & (set(rows) | {b.row for b in table.bad_lines})
     summary.resumed = len(done)
     todo = [i for i in table.numbers if i not in done]
     unreadable = [b for b in table.bad_lines if b.row not in done]
-    options = dict(mode=mode, method=method, list_pairs=list_pairs, tournament=tournament,
-                   inconsistent=inconsistent, min_margin=min_margin, samples=samples, overrides=sampling,
-                   _colmap=cols)
     rubrics = RubricColumn(rubric)
-    with JsonlWriter(output, append=True) as kept_writer, JsonlWriter(side, append=True) as skip_writer, \
+    with files.appending() as write, \
             tqdm(total=table.records, initial=len(done), desc="labeling", unit="row", disable=not progress) as bar:
         if unreadable:
-            skip_writer.write_many(b.to_dict() for b in unreadable)
+            write.set_aside(unreadable)
             for line in unreadable:
                 logger.warning("set aside: %s", line.reason)
             bar.update(len(unreadable))
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
             units = [_prepare(i, rows[i], fmt, cols, rubrics, ref_col) for i in batch]
-            kept, skipped = _judge_units(units, fmt, judge, options)
-            # the kept file first: a crash in between leaves the skipped rows to be redone
-            if kept:
-                kept_writer.write_many(kept)
-            if skipped:
-                skip_writer.write_many(skipped)
+            kept, skipped = _judge_units(units, fmt, cols, judge, options)
+            write.batch(kept, skipped)
             for row in skipped:
                 if row["skip_reason"] == "bad_input":
                     logger.warning("%s", row["reason"])
@@ -388,7 +359,9 @@ def label_preferences(
     if hasattr(judge, "stats") and callable(judge.stats):
         summary.cache = judge.stats()
     summary.seconds = time.perf_counter() - started
-    _tally(summary, output, side, options)
+    counts = files.count(SKIP_KINDS)
+    for name in ("kept_rows", "skipped_rows", "pairs", "inconsistent_kept", "margins", "skipped"):
+        setattr(summary, name, getattr(counts, name))
     return summary
 
 
@@ -445,7 +418,8 @@ def _consumed(cols: Mapping[str, str], fmt: str) -> set[str]:
     return {cols["prompt"], cols["a"], cols["b"]}
 
 
-def _judge_units(units: list[_Unit], fmt: str, judge: Any, options: dict[str, Any]) -> tuple[list[dict], list[dict]]:
+def _judge_units(units: list[_Unit], fmt: str, cols: Mapping[str, str], judge: Any,
+                 options: LabelOptions) -> tuple[list[dict], list[dict]]:
     kept: list[dict] = []
     skipped: list[dict] = []
     live = []
@@ -456,29 +430,29 @@ def _judge_units(units: list[_Unit], fmt: str, judge: Any, options: dict[str, An
             live.append(unit)
     if not live:
         return kept, skipped
-    kw = dict(mode=options["mode"], samples=options["samples"], **options["overrides"])
-    method, min_margin = options["method"], options["min_margin"]
+    kw = options.judge_kwargs()
+    method, min_margin = options.method, options.min_margin
     # Which pairs to judge: (unit, i, j) with i shown as A.
-    if fmt != "list" or options["list_pairs"] == "all":
+    if fmt != "list" or options.list_pairs == "all":
         pairs = [(u, i, j) for u in live for i, j in combinations(range(len(u.texts)), 2)]
         verdicts = _judge_pairs(pairs, judge, method, kw)
-        by_unit: dict[int, list[tuple[int, int, dict]]] = {}
+        by_unit: dict[int, list[tuple[int, int, Verdict]]] = {}
         for (u, i, j), verdict in zip(pairs, verdicts):
             by_unit.setdefault(u.index, []).append((i, j, verdict))
         for unit in live:
             results = by_unit.get(unit.index, [])
             records, reasons = [], []
             for i, j, v in results:
-                kind, reason = _verdict_problem(v, min_margin, options["inconsistent"], unit.index, (i, j) if fmt == "list" else None)
+                kind, reason = _verdict_problem(v, min_margin, options.inconsistent, unit.index, (i, j) if fmt == "list" else None)
                 if kind:
                     reasons.append((kind, reason))
                     continue
-                win, lose = (i, j) if v["a_wins"] else (j, i)
+                win, lose = (i, j) if v.a_wins else (j, i)
                 extra = {"pair": [win, lose], "pairs_in_row": None} if fmt == "list" else {}
                 if fmt == "rejudge":
                     extra["flipped"] = win != 0  # the judge disagrees with the input's chosen
-                records.append(_pair_record(unit, options["_colmap"], fmt, win, lose, v["score_win"], v["score_lose"],
-                                            v["feedback"], v["consistent"], extra))
+                records.append(_pair_record(unit, cols, fmt, win, lose, v.score_win, v.score_lose,
+                                            v.feedback, v.consistent, extra))
             if records:
                 if fmt == "list":
                     for r in records:
@@ -491,7 +465,7 @@ def _judge_units(units: list[_Unit], fmt: str, judge: Any, options: dict[str, An
     # list, best-vs-worst: rank the responses, then keep top vs bottom
     ranked = rerank(
         [u.prompt_text for u in live], [u.texts for u in live], judge, [u.rubric for u in live],
-        strategy="absolute" if method == "absolute" else "pairwise", tournament=options["tournament"],
+        strategy="absolute" if method == "absolute" else "pairwise", tournament=options.tournament,
         ranking="win-rate", reference_answers=[u.reference for u in live], **kw,
     )
     for unit, r in zip(live, ranked):
@@ -509,20 +483,20 @@ def _judge_units(units: list[_Unit], fmt: str, judge: Any, options: dict[str, An
             continue
         direct = next((c for c in r.comparisons if {c.i, c.j} == {best, worst}), None)
         consistent = None if method == "absolute" else (direct.consistent if direct else None)
-        if method == "pairwise" and consistent is False and options["inconsistent"] == "skip":
+        if method == "pairwise" and consistent is False and options.inconsistent == "skip":
             skipped.append(_skip(unit, "inconsistent", f"row {unit.index}: the judge's two orders disagree on best vs worst"))
             continue
         feedback = r.feedback[best] if method == "absolute" else (direct.feedback if direct else "")
-        kept.append(_pair_record(unit, options["_colmap"], fmt, best, worst, r.scores[best], r.scores[worst],
+        kept.append(_pair_record(unit, cols, fmt, best, worst, r.scores[best], r.scores[worst],
                                  feedback, consistent, {"pair": [best, worst], "pairs_in_row": 1}))
     return kept, skipped
 
 
-def _judge_pairs(pairs, judge, method: str, kw: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per (unit, i, j): a verdict dict: a_wins, score_win, score_lose, feedback, consistent, error, tie."""
+def _judge_pairs(pairs: list[tuple[_Unit, int, int]], judge: Any, method: str, kw: dict[str, Any]) -> list[Verdict]:
+    """One :class:`Verdict` per ``(unit, i, j)``."""
     if not pairs:
         return []
-    verdicts = []
+    verdicts: list[Verdict] = []
     if method == "pairwise":
         prefs = judge.compare(
             [u.prompt_text for u, _, _ in pairs], [u.texts[i] for u, i, _ in pairs],
@@ -531,13 +505,12 @@ def _judge_pairs(pairs, judge, method: str, kw: dict[str, Any]) -> list[dict[str
         )
         for pref in prefs:
             if pref.error or pref.prob_a is None:
-                verdicts.append({"error": pref.error or "no preference"})
+                verdicts.append(Verdict(error=pref.error or "no preference"))
                 continue
             a_wins = pref.prob_a > 0.5
             p_win = pref.prob_a if a_wins else 1.0 - pref.prob_a
             feedback = pref.feedback if not pref.feedback_swapped else f"{pref.feedback}\n\n[swapped order] {pref.feedback_swapped}"
-            verdicts.append({"error": None, "a_wins": a_wins, "score_win": p_win, "score_lose": 1.0 - p_win,
-                             "feedback": feedback, "consistent": bool(pref.consistent), "tie": pref.prob_a == 0.5})
+            verdicts.append(Verdict(None, a_wins, p_win, 1.0 - p_win, feedback, bool(pref.consistent), pref.prob_a == 0.5))
         return verdicts
     # absolute: grade each distinct response once
     flat: dict[tuple[int, int], int] = {}
@@ -552,26 +525,24 @@ def _judge_pairs(pairs, judge, method: str, kw: dict[str, Any]) -> list[dict[str
     for u, i, j in pairs:
         gi, gj = grades[flat[(u.index, i)]], grades[flat[(u.index, j)]]
         if gi.value is None or gj.value is None:
-            verdicts.append({"error": gi.error or gj.error or "no score"})
+            verdicts.append(Verdict(error=gi.error or gj.error or "no score"))
             continue
         a_wins = gi.value > gj.value
         win, lose = (gi, gj) if a_wins else (gj, gi)
-        verdicts.append({"error": None, "a_wins": a_wins, "score_win": win.value, "score_lose": lose.value,
-                         "feedback": f"[chosen] {win.feedback}\n\n[rejected] {lose.feedback}".strip()
-                         if (win.feedback or lose.feedback) else "",
-                         "consistent": None, "tie": gi.value == gj.value})
+        feedback = f"[chosen] {win.feedback}\n\n[rejected] {lose.feedback}".strip() if (win.feedback or lose.feedback) else ""
+        verdicts.append(Verdict(None, a_wins, win.value, lose.value, feedback, None, gi.value == gj.value))
     return verdicts
 
 
-def _verdict_problem(v: dict[str, Any], min_margin: float, inconsistent: str, row: int,
+def _verdict_problem(v: Verdict, min_margin: float, inconsistent: str, row: int,
                      pair: tuple[int, int] | None) -> tuple[str | None, str]:
     where = f"row {row}" + (f" pair {pair[0]}-{pair[1]}" if pair else "")
-    if v.get("error"):
-        return "judge_error", f"{where}: {v['error']}"
-    margin = v["score_win"] - v["score_lose"]
-    if v["tie"] or margin <= min_margin:
+    if v.error:
+        return "judge_error", f"{where}: {v.error}"
+    margin = v.score_win - v.score_lose
+    if v.tie or margin <= min_margin:
         return "tie", f"{where}: tie (margin {margin:.4g})"
-    if v["consistent"] is False and inconsistent == "skip":
+    if v.consistent is False and inconsistent == "skip":
         return "inconsistent", f"{where}: the judge's two orders disagree"
     return None, ""
 
@@ -584,22 +555,3 @@ def _summarise_reasons(reasons: list[tuple[str, str]]) -> tuple[str, str]:
     kinds = Counter(k for k, _ in reasons)
     kind = kinds.most_common(1)[0][0]
     return kind, "; ".join(r for _, r in reasons)
-
-
-def _tally(summary: LabelSummary, output: Path, side: Path, options: dict[str, Any]) -> None:
-    kept_rows: set[int] = set()
-    for row in iter_jsonl(output):
-        kept_rows.add(row[ROW_FIELD])
-        summary.pairs += 1
-        if row.get("margin") is not None:
-            summary.margins.append(float(row["margin"]))
-        if row.get("consistent") is False:
-            summary.inconsistent_kept += 1
-    skipped = Counter()
-    skip_rows = set()
-    for row in iter_jsonl(side):
-        skip_rows.add(row[ROW_FIELD])
-        skipped[row.get("skip_reason", "judge_error")] += 1
-    summary.kept_rows = len(kept_rows)
-    summary.skipped_rows = len(skip_rows)
-    summary.skipped = {kind: skipped.get(kind, 0) for kind in SKIP_KINDS}

@@ -128,3 +128,9 @@ REWARD_SHAPES: Registry[Any] = Registry("reward shape")
 # Meta-evaluation benchmarks: ``target`` is a ``BenchmarkSpec``.
 BENCHMARKS: Registry[Any] = Registry("benchmark")
 # (registrations of the benchmarks go here)
+_SETS = "prometheus_reward.metaeval.benchmarks"
+BENCHMARKS.register("vicuna", f"{_SETS}.vicuna:SPEC", help="320 rows graded 1-5, gold: 3 GPT-4 scores each")
+BENCHMARKS.register("mt_bench", f"{_SETS}.mt_bench:SPEC", help="320 rows graded 1-5, gold: 3 GPT-4 scores each")
+BENCHMARKS.register("hhh", f"{_SETS}.hhh:SPEC", help="221 HHH Alignment pairs, chosen vs rejected")
+BENCHMARKS.register("autoj", f"{_SETS}.autoj:SPEC", help="1,392 Auto-J pairs with human labels, ties included")
+BENCHMARKS.register("custom", f"{_SETS}.custom:SPEC", help="your own rows (docs/meta_evaluation.md), --data PATH required")

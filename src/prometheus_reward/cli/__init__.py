@@ -36,7 +36,8 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = ArgumentParser(prog="prometheus-reward", description=__doc__.splitlines()[0].strip("`: "))
+    # the docstring's first line, without its reST literal quotes
+    parser = ArgumentParser(prog="prometheus-reward", description=__doc__.splitlines()[0].replace("``", ""))
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -13,7 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..bench import EXTRA_MODES, MODES, RANDOM_INIT_CONFIGS, SHAPES, STOPS, BenchConfig, results_table, run_bench, run_metadata
+from ..bench import (EXTRA_MODES, MODES, RANDOM_INIT_CONFIGS, SHAPES, STOPS, BenchConfig, print_table, results_table,
+                     run_bench, run_metadata)
 from ..config import JudgeConfig
 from .common import add_options, config_from
 
@@ -50,8 +51,6 @@ def make_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     judge = config_from(JudgeConfig, args)
     cfg = BenchConfig(
         judge=judge, data=args.data, limit=args.limit, modes=[m.strip() for m in args.modes.split(",") if m.strip()],
@@ -62,7 +61,7 @@ def main(args: argparse.Namespace) -> int:
     meta = run_metadata(getattr(args, "argv", None))
     results = run_bench(cfg)
     meta["load_average_end"] = list(os.getloadavg())
-    Console().print(results_table(results, cfg))
+    print_table(results_table(results, cfg))  # a log gets the full width, not 80 columns
     for mode in ("direct", "direct:unshared"):
         if "efficiency_vs_raw_forward" in results.get(mode, {}):
             print(f"{mode} efficiency vs raw-forward: {results[mode]['efficiency_vs_raw_forward']:.2f}")

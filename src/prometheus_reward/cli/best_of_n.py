@@ -58,7 +58,7 @@ def main(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from ..config import RerankConfig
-    from ..sampling import load_policy, write_best_of_n
+    from ..best_of_n import load_policy, write_best_of_n
 
     # everything the user typed is checked before a model loads
     judge_config, judging = judge_configs(args)

@@ -8,8 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..metaeval import BENCHMARKS, load_benchmark, meta_evaluate, write_reports
+from ..metaeval import load_benchmark, meta_evaluate, write_reports
 from ..metaeval import RUN_FILE, PREDICTIONS_FILE, protocols_for
+from ..registry import BENCHMARKS
 from .common import (
     UserError,
     add_judge_options,
@@ -32,7 +33,9 @@ def make_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="agreement of a judge with GPT-4 / human labels on the Prometheus benchmarks",
         description="Judge a benchmark and report correlations / accuracies beside the published numbers.",
     )
-    parser.add_argument("--benchmark", choices=BENCHMARKS, help="required unless --from-predictions")
+    parser.add_argument("--benchmark", choices=BENCHMARKS.names(),
+                        help="required unless --from-predictions: "
+                             + "; ".join(f"{name}: {BENCHMARKS.help(name)}" for name in BENCHMARKS))
     parser.add_argument("--data",
                         help="the benchmark file, or a folder holding its usual file name (e.g. vicuna_eval.json); "
                              "default: the pinned upstream file, downloaded once into the cache (checksum-checked)")
@@ -40,7 +43,7 @@ def make_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=positive_int, default=None, help="only the first N rows / pairs")
     parser.add_argument("--protocol", choices=["absolute", "relative", "both"], default=None,
                         help="pairwise sets: grade each response alone, compare them, or both "
-                             "(default: both for hhh, relative for autoj and custom)")
+                             f"(default: {_default_protocols()})")
     parser.add_argument("--rubric", default=None,
                         help="rubric for sets without their own (autoj, custom rows without a 'rubric' column)")
     parser.add_argument("--batch-size", type=positive_int, default=16,
@@ -58,6 +61,17 @@ def make_parser(subparsers: Any) -> argparse.ArgumentParser:
     add_judging_options(parser, samples=3)
     parser.set_defaults(func=main)
     return parser
+
+
+def _default_protocols() -> str:
+    """'both for hhh, relative for autoj, custom': each pairwise set's default, from its spec."""
+    by_default: dict[str, list[str]] = {}
+    for name in BENCHMARKS:
+        spec = BENCHMARKS.get(name)
+        if spec.kind != "absolute":
+            chosen = "both" if set(spec.default_protocols) == {"absolute", "relative"} else "+".join(spec.default_protocols)
+            by_default.setdefault(chosen, []).append(name)
+    return "; ".join(f"{chosen} for {', '.join(names)}" for chosen, names in by_default.items())
 
 
 def main(args: argparse.Namespace) -> int:

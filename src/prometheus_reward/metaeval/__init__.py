@@ -1,7 +1,8 @@
 """Meta-evaluation of a judge against the Prometheus papers' benchmarks (and custom data).
 
 ``prometheus-reward meta-eval --benchmark vicuna|mt_bench|hhh|autoj|custom --data PATH --model M
---output-dir DIR`` judges the set, then writes ``predictions.jsonl`` (as it goes), ``results.json``,
+--output-dir DIR`` judges the set (any set registered in :data:`prometheus_reward.registry.BENCHMARKS`,
+each described by a :class:`BenchmarkSpec`), then writes ``predictions.jsonl`` (as it goes), ``results.json``,
 ``results.md`` (beside the published numbers) and ``scatter.png``, ``confusion.png``,
 ``calibration.png``. See ``docs/meta_evaluation.md`` for the protocol.
 
@@ -21,19 +22,19 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..registry import BENCHMARKS
 from .data import (
     AUTOJ_RUBRIC,
-    BENCHMARKS,
     AbsoluteFields,
     AbsoluteItem,
     Benchmark,
-    DataError,
     PairItem,
     load_benchmark,
     render_absolute_prompt,
     split_absolute_prompt,
 )
-from .runner import DEFAULT_PROTOCOLS, PROTOCOLS, compute_metrics, run_benchmark
+from .runner import compute_metrics, run_benchmark
+from .spec import PROTOCOLS, BenchmarkSpec, DataError, Headline, PinnedFile, benchmark_spec
 
 __all__ = [
     "AUTOJ_RUBRIC",
@@ -41,7 +42,11 @@ __all__ = [
     "AbsoluteFields",
     "AbsoluteItem",
     "Benchmark",
+    "BenchmarkSpec",
     "DataError",
+    "Headline",
+    "PinnedFile",
+    "benchmark_spec",
     "PairItem",
     "compute_metrics",
     "load_benchmark",
@@ -61,11 +66,13 @@ _RESUME_KEYS = ("benchmark", "data", "kind", "model", "adapter", "mode", "sample
 
 
 def protocols_for(benchmark: str, kind: str, choice: str | None) -> tuple[str, ...]:
+    """The protocols a run of ``benchmark`` uses (see :meth:`BenchmarkSpec.protocols_for`); an
+    unregistered name (a set built in code) runs ``relative``, or ``choice``."""
+    if benchmark in BENCHMARKS:
+        return benchmark_spec(benchmark).protocols_for(kind, choice)
     if kind == "absolute":
         return ("absolute",)
-    if choice is None:
-        return DEFAULT_PROTOCOLS.get(benchmark, ("relative",))
-    return PROTOCOLS if choice == "both" else (choice,)
+    return ("relative",) if choice is None else PROTOCOLS if choice == "both" else (choice,)
 
 
 def write_reports(run: dict[str, Any], records: list[dict[str, Any]], out_dir: Path, n_resamples: int = 1000,

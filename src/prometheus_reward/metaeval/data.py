@@ -22,20 +22,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Sequence
 
 from ..io import DataFileError, DataRows
 from ..rubric import Rubric
+from .download import resolve_benchmark_data
+from .spec import TIE, DataError, Kind, SpecTable, benchmark_spec
 
-BENCHMARKS: tuple[str, ...] = ("vicuna", "mt_bench", "hhh", "autoj", "custom")
-DEFAULT_FILES = {
-    "vicuna": "vicuna_eval.json",
-    "mt_bench": "mt_bench_eval.json",
-    "hhh": "hhh_alignment_eval.json",
-    "autoj": "autoj_pairwise.jsonl",
-}
-Kind = Literal["absolute", "pairwise"]
-TIE = 2
+# The registered sets' usual file names (a view of their specs in prometheus_reward.registry.BENCHMARKS).
+DEFAULT_FILES = SpecTable(lambda spec: spec.default_file)
 
 # Section markers of a rendered absolute prompt (both the Prometheus-1 benchmark wording and
 # the prometheus-eval 0.1.20 templates use them).
@@ -59,11 +54,6 @@ AUTOJ_RUBRIC = Rubric(
     ),
     name="autoj_hhh",
 )
-
-
-class DataError(DataFileError):
-    """A benchmark or custom row that cannot be used, naming the file, row and field (also a
-    file that cannot be read: a :class:`~prometheus_reward.io.DataFileError`)."""
 
 
 @dataclass
@@ -166,26 +156,25 @@ class Benchmark:
         return len(self.items)
 
 
-# A checkout of prometheus-eval names the Auto-J file .json (its content is JSON Lines).
-UPSTREAM_FILES = {"autoj": "autoj_pairwise.json"}
-
-
 def resolve_path(benchmark: str, data: str | Path) -> Path:
-    """``data`` may be the file, or a folder holding the set's usual file name (or upstream's)."""
+    """``data`` may be the file, or a folder holding the set's usual file name (or one of its
+    ``other_file_names``, e.g. upstream's)."""
+    spec = benchmark_spec(benchmark)
     path = Path(data)
     if path.is_dir():
-        if benchmark not in DEFAULT_FILES:
-            raise DataError(f"--data {path} is a folder; give the custom file itself")
-        folder, path = path, path / DEFAULT_FILES[benchmark]
-        if not path.is_file() and benchmark in UPSTREAM_FILES and (folder / UPSTREAM_FILES[benchmark]).is_file():
-            path = folder / UPSTREAM_FILES[benchmark]
+        if spec.default_file is None:
+            raise DataError(f"--data {path} is a folder; give the {benchmark} file itself")
+        folder, path = path, path / spec.default_file
+        for other in spec.other_file_names:
+            if not path.is_file() and (folder / other).is_file():
+                path = folder / other
     if not path.is_file():
         raise DataError(f"no such data file: {path}")
     return path
 
 
 def _read(path: Path, limit: int | None, skip_bad_rows: bool = False) -> DataRows:
-    """The rows of a benchmark file through the one reader (:func:`prometheus_reward.io.read_data`):
+    """The rows of a benchmark file, read by :func:`prometheus_reward.io.read_data`:
     rows keep their numbers in the file, so item ids stay stable when lines are set aside."""
     from ..io import read_data
 
@@ -354,7 +343,8 @@ def _check_rubric(value: Any, where: str) -> None:
 
 def load_benchmark(benchmark: str, data: str | Path | None = None, limit: int | None = None,
                    rubric: Any = None, skip_bad_rows: bool = False) -> Benchmark:
-    """Load one of :data:`BENCHMARKS` from ``data`` (file, or folder with the usual file name).
+    """Load a registered benchmark (:data:`prometheus_reward.registry.BENCHMARKS`) from ``data``
+    (file, or folder with the usual file name), with the loader of its spec.
 
     ``data=None``: the pinned upstream file, downloaded once and checked by SHA-256 (see
     :func:`prometheus_reward.metaeval.download.resolve_benchmark_data`).
@@ -363,22 +353,14 @@ def load_benchmark(benchmark: str, data: str | Path | None = None, limit: int | 
     malformed line of a JSON Lines file names the file and line, or, with ``skip_bad_rows``, is
     set aside in ``Benchmark.bad_lines`` (item ids stay the rows' numbers in the file).
     """
-    if benchmark not in BENCHMARKS:
-        raise DataError(f"unknown benchmark {benchmark!r}; choose one of {', '.join(BENCHMARKS)}")
+    spec = benchmark_spec(benchmark)
     if limit is not None and limit < 1:
         raise DataError("--limit must be at least 1")
     if data is None:
-        from .download import resolve_benchmark_data  # imports this module: resolve lazily
-
         data = resolve_benchmark_data(benchmark)
-    path = resolve_path(benchmark, data)
-    if benchmark in ("vicuna", "mt_bench"):
-        return load_gpt4_graded(path, benchmark, limit, skip_bad_rows)
-    if benchmark == "hhh":
-        return load_hhh(path, limit, skip_bad_rows)
-    if benchmark == "autoj":
-        return load_autoj(path, limit, rubric, skip_bad_rows)
-    return load_custom(path, limit, rubric, skip_bad_rows)
+    bench = spec.load(resolve_path(benchmark, data), limit, rubric, skip_bad_rows)
+    bench.name = spec.name  # a spec may reuse another set's loader
+    return bench
 
 
 def groups_of(items: Sequence[Any]) -> list[str | None]:

@@ -20,41 +20,16 @@ import hashlib
 import os
 import secrets
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
-from .data import DataError
+from .spec import DataError, PinnedFile, SpecTable, benchmark_spec
 
 UPSTREAM = "https://raw.githubusercontent.com/prometheus-eval/prometheus-eval"
 URL_ENV = "PROMETHEUS_REWARD_DATA_URL"
 
-
-@dataclass(frozen=True)
-class PinnedFile:
-    """One upstream file: fetched from ``{base_url}/{commit}/{path}``, kept as ``filename``."""
-
-    filename: str
-    commit: str
-    path: str
-    sha256: str
-    size: int
-
-
-# Commit becd223 ("Update train and eval folder", 2024-05-02) moved the sets to eval/benchmark/data/;
-# no later commit on main changed them (same blobs through dcfb442, 2025-04-24). The bytes match the
-# copies the papers' numbers were measured on. Upstream names the Auto-J file autoj_pairwise.json but
-# its content is JSON Lines, so it is kept under a .jsonl name, byte for byte (no conversion).
-_COMMIT = "becd223d624896a5383e5dd9b766d740261a80f2"
-PINNED: dict[str, PinnedFile] = {
-    "vicuna": PinnedFile("vicuna_eval.json", _COMMIT, "eval/benchmark/data/vicuna_eval.json",
-                         "131550a5815f75014a3ea71b0f534fb7ef0ca49b714c4e66935c35fdee1daacc", 2292270),
-    "mt_bench": PinnedFile("mt_bench_eval.json", _COMMIT, "eval/benchmark/data/mt_bench_eval.json",
-                           "5bf33413c34173c3b94f008499fd9098fb6338d5d1cf64f341e8e0c9b9f105cf", 2472853),
-    "hhh": PinnedFile("hhh_alignment_eval.json", _COMMIT, "eval/benchmark/data/hhh_alignment_eval.json",
-                      "fe6655dfeec99d04d582692767c736f2385b5e067f0b894d1b73a32af7be9c9e", 1207596),
-    "autoj": PinnedFile("autoj_pairwise.jsonl", _COMMIT, "eval/benchmark/data/autoj_pairwise.json",
-                        "56f32fad71d9b6b33bc4d51794c324981e26355bcbf3ce4908d7f8ddcc61f80e", 4066039),
-}
+# The registered sets' pinned upstream files (a view of their specs: ``BenchmarkSpec.pin``).
+PINNED = SpecTable(lambda spec: spec.pin)
+__all__ = ["PINNED", "PinnedFile", "benchmark_cache_dir", "pinned_url", "resolve_benchmark_data"]
 
 
 def benchmark_cache_dir() -> Path:
@@ -84,7 +59,7 @@ def resolve_benchmark_data(benchmark: str, data: str | Path | None = None, *, ca
     """The data file (or folder) to load ``benchmark`` from.
 
     ``data`` given: returned as it is (a file, or a folder holding the usual file name). Otherwise
-    the pinned upstream file (:data:`PINNED`), from the cache when it is there with the right
+    the pinned upstream file of its spec (``BenchmarkSpec.pin``), from the cache when it is there with the right
     checksum, else downloaded into ``cache_dir`` (default :func:`benchmark_cache_dir`) and verified.
     Raises :class:`DataError` (one line, saying what to do) when the set has no pinned file, the
     download fails or the checksum differs.
@@ -95,15 +70,13 @@ def resolve_benchmark_data(benchmark: str, data: str | Path | None = None, *, ca
         >>> resolve_benchmark_data("custom")
         Traceback (most recent call last):
         ...
-        prometheus_reward.metaeval.data.DataError: --benchmark custom has no download; pass --data PATH (see docs/meta_evaluation.md)
+        prometheus_reward.metaeval.spec.DataError: --benchmark custom has no download; pass --data PATH (see docs/meta_evaluation.md)
     """
     if data is not None:
         return Path(data)
-    pin = PINNED.get(benchmark)
+    pin = benchmark_spec(benchmark).pin
     if pin is None:
-        if benchmark == "custom":
-            raise DataError("--benchmark custom has no download; pass --data PATH (see docs/meta_evaluation.md)")
-        raise DataError(f"unknown benchmark {benchmark!r}; choose one of {', '.join(PINNED)} or custom with --data PATH")
+        raise DataError(f"--benchmark {benchmark} has no download; pass --data PATH (see docs/meta_evaluation.md)")
     folder = Path(cache_dir) if cache_dir is not None else benchmark_cache_dir()
     target = folder / pin.filename
     if target.is_file():

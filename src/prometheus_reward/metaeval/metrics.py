@@ -23,8 +23,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from scipy import stats as sps
 
+from .spec import TIE
+
 Pick = "int | None"
-TIE = 2
 
 
 def round_half_up(x: float) -> int:

@@ -2,9 +2,9 @@
 published numbers) and PNG plots (judge vs gold scatter, confusion matrix, calibration).
 
 Example:
-    >>> from prometheus_reward.metaeval.report import PUBLISHED
-    >>> PUBLISHED["vicuna"][0]["published"]["Prometheus-2-7B"]
-    0.666
+    >>> from prometheus_reward.metaeval.report import GENERIC_HEADLINES
+    >>> GENERIC_HEADLINES["absolute"][0].label
+    'Pearson vs gold (mean of k)'
 """
 
 from __future__ import annotations
@@ -14,36 +14,23 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..registry import BENCHMARKS
 from . import metrics as M
 from .runner import integer_value, relative_picks
+from .spec import Headline
 
-# Published figures (Prometheus 2 paper, EMNLP 2024, full sets; see docs/meta_evaluation.md).
-# Each headline: a label, where its value sits in our metrics per judge-number source, and the
-# published figures (correlations as r, accuracies as fractions).
-_P2 = ("Prometheus-2-7B", "Prometheus-2-8x7B")
-PUBLISHED: dict[str, list[dict[str, Any]]] = {
-    "vicuna": [
-        {"label": "Pearson vs GPT-4 (mean of k)", "path": ("{src}", "pearson", "value"),
-         "published": {_P2[0]: 0.666, _P2[1]: 0.685, "Prometheus-1-13B": 0.492}},
-    ],
-    "mt_bench": [
-        {"label": "Pearson vs GPT-4 (mean of k)", "path": ("{src}", "pearson", "value"),
-         "published": {_P2[0]: 0.548, _P2[1]: 0.665, "Prometheus-1-13B": 0.404}},
-    ],
-    "hhh": [
-        {"label": "accuracy, absolute grading", "path": ("absolute", "{src}", "accuracy", "value"),
-         "published": {_P2[0]: 0.7466, _P2[1]: 0.8552, "GPT-4-1106": 0.9095}},
-        {"label": "accuracy, relative grading", "path": ("relative", "{rel}", "accuracy", "value"),
-         "published": {_P2[0]: 0.7466, _P2[1]: 0.8552, "GPT-4-1106": 0.9095}},
-    ],
-    "autoj": [
-        {"label": "accuracy without ties, relative", "path": ("relative", "{rel}", "accuracy", "value"),
-         "published": {_P2[0]: 0.7507, _P2[1]: 0.7998, "GPT-4-1106": 0.8312}},
-        {"label": "accuracy with ties, relative", "path": ("relative", "{rel}", "accuracy_with_ties", "value"),
-         "published": {_P2[0]: 0.5496, _P2[1]: 0.5841}},
-        {"label": "accuracy without ties, absolute", "path": ("absolute", "{src}", "accuracy", "value"), "published": {}},
-    ],
+# Sets without published figures (custom data): the headline metrics of each kind.
+GENERIC_HEADLINES: dict[str, tuple[Headline, ...]] = {
+    "absolute": (Headline("Pearson vs gold (mean of k)", ("{src}", "pearson", "value")),),
+    "pairwise": (
+        Headline("accuracy, absolute grading", ("absolute", "{src}", "accuracy", "value")),
+        Headline("accuracy, relative grading", ("relative", "{rel}", "accuracy", "value")),
+        Headline("accuracy with ties, relative", ("relative", "{rel}", "accuracy_with_ties", "value")),
+    ),
 }
+
+# The published figures sit in each benchmark's spec (``BenchmarkSpec.published``); these are the
+# results.md columns, in this order (a spec's other model names follow them).
 PUBLISHED_MODELS = ("Prometheus-2-7B", "Prometheus-2-8x7B", "Prometheus-1-13B", "GPT-4-1106")
 
 
@@ -75,31 +62,28 @@ def _with_ci(entry: Any) -> str:
 def headline_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     """Headline metrics of a run, each with this run's two judge numbers and the published ones."""
     metrics = result["metrics"]
-    heads = PUBLISHED.get(result["benchmark"])
-    if heads is None:  # custom data: no published figures
-        if result["kind"] == "absolute":
-            heads = [{"label": "Pearson vs gold (mean of k)", "path": ("{src}", "pearson", "value"), "published": {}}]
-        else:
-            heads = [
-                {"label": "accuracy, absolute grading", "path": ("absolute", "{src}", "accuracy", "value"), "published": {}},
-                {"label": "accuracy, relative grading", "path": ("relative", "{rel}", "accuracy", "value"), "published": {}},
-                {"label": "accuracy with ties, relative", "path": ("relative", "{rel}", "accuracy_with_ties", "value"), "published": {}},
-            ]
+    name = result["benchmark"]
+    heads = BENCHMARKS.get(name).published if name in BENCHMARKS else ()
+    if not heads:  # custom data: no published figures
+        heads = GENERIC_HEADLINES[result["kind"]]
     rows = []
     for head in heads:
         values = {}
         for column, src, rel in (("integer", "integer", "votes"), ("expected", "expected", "probs")):
-            path = [p.format(src=src, rel=rel) for p in head["path"]]
+            path = [p.format(src=src, rel=rel) for p in head.path]
             values[column] = _get(metrics, path[:-1])
         if all(v is None for v in values.values()):
             continue
-        rows.append({"label": head["label"], **values, "published": head["published"]})
+        rows.append({"label": head.label, **values, "published": dict(head.figures)})
     return rows
 
 
 def write_markdown(result: dict[str, Any], path: Path) -> None:
     """``results.md``: headline table beside the published numbers, then the details."""
     m = result["metrics"]
+    rows = headline_rows(result)
+    others = [name for row in rows for name in row["published"] if name not in PUBLISHED_MODELS]
+    models = PUBLISHED_MODELS + tuple(dict.fromkeys(others))
     lines = [
         f"# Meta-evaluation: {result['benchmark']}",
         "",
@@ -114,11 +98,11 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         " votes). Expected = from the score/answer-token probabilities. Brackets: bootstrap 95% interval.",
         "Published numbers are on the full sets; a run with `--limit` or another judge is not comparable one to one.",
         "",
-        "| metric | this run: integer | this run: expected | " + " | ".join(PUBLISHED_MODELS) + " |",
-        "|---|---|---|" + "---|" * len(PUBLISHED_MODELS),
+        "| metric | this run: integer | this run: expected | " + " | ".join(models) + " |",
+        "|---|---|---|" + "---|" * len(models),
     ]
-    for row in headline_rows(result):
-        published = " | ".join(_fmt(row["published"].get(name)) for name in PUBLISHED_MODELS)
+    for row in rows:
+        published = " | ".join(_fmt(row["published"].get(name)) for name in models)
         lines.append(f"| {row['label']} | {_with_ci(row['integer'])} | {_with_ci(row['expected'])} | {published} |")
     lines += ["", "## Details", ""]
     if result["kind"] == "absolute":

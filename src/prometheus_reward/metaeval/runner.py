@@ -20,12 +20,11 @@ from typing import Any, Callable, Iterable, Sequence
 
 from ..grades import Grade, Preference
 from . import metrics as M
-from .data import TIE, AbsoluteItem, Benchmark, PairItem
+from .data import AbsoluteItem, Benchmark, PairItem
+from .spec import PROTOCOLS, TIE, default_protocols
 
 logger = logging.getLogger(__name__)
 
-PROTOCOLS: tuple[str, ...] = ("absolute", "relative")
-DEFAULT_PROTOCOLS = {"hhh": ("absolute", "relative"), "autoj": ("relative",), "custom": ("relative",)}
 MAX_GROUPS = 12  # per-group breakdowns only for a handful of groups (HHH's 4 sources), not Auto-J's 58 scenarios
 SCORE_EDGES = [1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0]
 PROB_EDGES = [k / 10 for k in range(11)]
@@ -124,13 +123,13 @@ def run_benchmark(
     """Judge every item of ``bench`` in chunks of ``batch_size`` rows (the progress bar moves per
     chunk; ``on_chunk`` receives each chunk's records, e.g. to write them at once).
 
-    ``protocols`` (pairwise sets only): ``absolute`` and/or ``relative``; default per benchmark
-    (:data:`DEFAULT_PROTOCOLS`). Items whose id is in ``skip_ids`` are not judged (resume).
+    ``protocols`` (pairwise sets only): ``absolute`` and/or ``relative``; default: the
+    benchmark spec's ``default_protocols``. Items whose id is in ``skip_ids`` are not judged (resume).
     """
     from tqdm.auto import tqdm
 
     overrides = dict(overrides or {})
-    protocols = tuple(protocols or DEFAULT_PROTOCOLS.get(bench.name, ("relative",)))
+    protocols = tuple(protocols or default_protocols(bench.name))
     unknown = set(protocols) - set(PROTOCOLS)
     if unknown:
         raise ValueError(f"unknown protocol(s) {sorted(unknown)}; choose from {PROTOCOLS}")

@@ -35,7 +35,8 @@ from typing import Any, Iterable, Sequence
 from ..backends.base import Backend
 from ..backends.transformers import TransformersBackend
 from ..config import JudgeConfig
-from ..rows import RowError, guard_response
+from ..guards import guard_response
+from ..rows import RowError
 from ..templates import (
     ABS_SYSTEM_PROMPT,
     DEFAULT_RELATIVE_VARIANT,
@@ -84,7 +85,7 @@ class PromptRenderer:
         relative_variant: the pairwise prompt wording (``JudgeConfig.relative_variant``).
         model_config: the model's ``transformers`` config (its architecture decides the family).
         strip_reasoning, neutralize_markers: the judge's response guards
-            (:func:`prometheus_reward.rows.guard_response`), so that a response with hidden
+            (:func:`prometheus_reward.guards.guard_response`), so that a response with hidden
             reasoning or protocol markers trains on what the judge will show.
 
     Example:

@@ -6,7 +6,7 @@ best (and optionally write rejection-sampling SFT rows).
 prompt as each batch finishes.
 
 Example:
-    >>> from prometheus_reward.sampling import best_of_n, load_policy
+    >>> from prometheus_reward.best_of_n import best_of_n, load_policy
     >>> policy, tokenizer = load_policy("embedded:tiny-random")                               # doctest: +SKIP
     >>> results = best_of_n(policy, tokenizer, ["Say hi."], 4, judge, "helpfulness", max_new_tokens=32)  # doctest: +SKIP
     >>> results[0].chosen                                                                     # doctest: +SKIP
