@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from prometheus_reward.cached import CachedJudge
-from prometheus_reward.rerank import bradley_terry, judge_calls, rerank
+from prometheus_reward.rerank import judge_calls, rerank
+from prometheus_reward.tournament import bradley_terry
 from prometheus_reward.sampling import best_of_n
 from prometheus_reward.io import iter_jsonl
 
