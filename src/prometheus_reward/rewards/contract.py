@@ -34,10 +34,10 @@ NEEDS_TEXT = {
     PAIRS: "TRL OnlineDPO's layout (rows i and i + B are two samples of one prompt)",
 }
 NEEDS_HINT = {
-    GROUPS: "use a row-wise shape (reward_type absolute or checklist, or pairwise with pairwise_anchor reference "
+    GROUPS: "Use a row-wise shape (reward_type absolute or checklist, or pairwise with pairwise_anchor reference "
             "or auto), or an engine that passes whole groups (TRL GRPO/RLOO, verl's compute_score_batch, the "
             "server's /group_reward)",
-    PAIRS: "the online_dpo layout is for TRL's OnlineDPOTrainer; use layout='group' elsewhere",
+    PAIRS: "The online_dpo layout is for TRL's OnlineDPOTrainer; use layout='group' elsewhere",
     ROWS: "",
 }
 
