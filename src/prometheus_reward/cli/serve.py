@@ -75,7 +75,8 @@ def make_parser(subparsers: Any) -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from ..rewards import UnusableReward
+    from ..adapters.protocol import OPENRLHF_HTTP
+    from ..rewards import UnusableReward, make_reward
     from ..server import ServerConfig, create_app
 
     # everything the user typed is checked before the model loads
@@ -87,13 +88,14 @@ def main(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config_from(ServerConfig, args), judging=judging, reward=reward)
     except ValueError as err:
         raise UserError(_with_flag(str(err), ServerConfig)) from None
+    try:  # a shape /get_reward cannot serve is refused now (the reward builds its judge lazily: nothing loads)
+        make_reward(judge_config, judging, reward).for_engine(*OPENRLHF_HTTP)
+    except UnusableReward as err:
+        raise UserError(str(err)) from None
     if not _is_loopback(args.host) and not config.token:
         logger.warning("serving on %s without a bearer token: anyone who can reach it can use the judge", args.host)
     judge = judge_from_args(args, config=judge_config)
-    try:
-        app = create_app(judge, config)
-    except UnusableReward as err:
-        raise UserError(str(err)) from None
+    app = create_app(judge, config)
     print(f"prometheus-reward serving {judge.model_id} (mode={config.judging.mode}) on http://{args.host}:{args.port}",
           flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
