@@ -12,7 +12,7 @@ Example:
     >>> len(pairs), tournament_judgments(4, None)
     (6, 12)
     >>> [round(p, 2) for p in win_probabilities([1.0, 0.0, -1.0])]
-    [0.8, 0.5, 0.2]
+    [0.81, 0.5, 0.19]
 """
 
 from __future__ import annotations
