@@ -9,7 +9,8 @@ from typing import Any, Mapping, Sequence
 from ..config import JudgingConfig, RewardConfig
 from ..grades import Grade
 from ..scoring import Normalizer
-from .base import JudgeCall, JudgedReward, RewardRows, Steps, config_options, finite
+from ..rows import JudgeInputs
+from .base import JudgeCall, JudgedReward, Steps, config_options, finite
 from .contract import RewardBatch, ScoredRow
 
 
@@ -127,7 +128,7 @@ class RubricReward(JudgedReward):
                 grades = result
         return self._finish(rows, grades, failure, time.perf_counter() - start, kwargs)
 
-    def _finish(self, rows: RewardRows, live_grades: list[Grade] | None, failure: str | None, seconds: float,
+    def _finish(self, rows: JudgeInputs, live_grades: list[Grade] | None, failure: str | None, seconds: float,
                 kwargs: Mapping[str, Any]) -> RewardBatch:
         n = len(rows)
         grades = [Grade(error=e) for e in rows.errors]

@@ -130,7 +130,6 @@ class JudgeCall:
     kwargs: dict[str, Any]
 
 
-RewardRows = JudgeInputs  # the rows a reward reads: see prometheus_reward.rows.judge_inputs
 
 Steps = Generator[JudgeCall, Any, Any]
 
@@ -398,7 +397,7 @@ class JudgedReward:
         return stats
 
     @staticmethod
-    def _lengths(rows: RewardRows) -> list[int | None]:
+    def _lengths(rows: JudgeInputs) -> list[int | None]:
         """Each completion's length in characters of the text the judge reads (token counts would
         serve as well: only ranks within a batch and z-scores within a group are used)."""
         return [None if r is None else len(r) for r in rows.responses]
@@ -428,7 +427,7 @@ class JudgedReward:
             "score_mass_mean": sum(masses) / len(masses) if masses else None,
         }
 
-    def _penalise_length(self, rewards: list[float | None], rows: RewardRows,
+    def _penalise_length(self, rewards: list[float | None], rows: JudgeInputs,
                          lengths: Sequence[int | None]) -> list[float | None]:
         """Group-relative length penalty (``length_penalty`` > 0): within each prompt group, a
         completion loses ``length_penalty`` times its length's z-score among its siblings, so a

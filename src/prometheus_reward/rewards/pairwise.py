@@ -29,10 +29,10 @@ from typing import Any, Literal, Mapping, Sequence
 
 from ..config import JudgingConfig, RewardConfig
 from ..grades import Preference
-from ..rows import group_key
+from ..rows import JudgeInputs, group_key
 from ..scoring import pairwise_reward
 from ..tournament import tournament_pairs, tournament_strengths
-from .base import JudgeCall, JudgedReward, RewardRows, Steps, _config_field, config_options, finite
+from .base import JudgeCall, JudgedReward, Steps, _config_field, config_options, finite
 from .contract import GROUPS, PAIRS, ROWS, RewardBatch, ScoredRow, TournamentRecord
 
 Layout = Literal["online_dpo", "group"]
@@ -113,7 +113,7 @@ class PairwiseReward(JudgedReward):
         return (), {"layout": self.layout}
 
     # -- pairing: what each layout judges -------------------------------------------------------------------
-    def _pairs(self, rows: RewardRows) -> tuple[list[str | None], list[int], list[str], list[int]]:
+    def _pairs(self, rows: JudgeInputs) -> tuple[list[str | None], list[int], list[str], list[int]]:
         """(per-row errors, rows judged, their anchor texts, rows that tie with their anchor)."""
         raise NotImplementedError
 
@@ -138,7 +138,7 @@ class PairwiseReward(JudgedReward):
                 prefs = result
         return self._finish(rows, errors, judged, ties, prefs, failure, time.perf_counter() - start, kwargs)
 
-    def _finish(self, rows: RewardRows, errors: list[str | None], judged: list[int], ties: list[int],
+    def _finish(self, rows: JudgeInputs, errors: list[str | None], judged: list[int], ties: list[int],
                 prefs: list[Preference] | None, failure: str | None, seconds: float,
                 kwargs: Mapping[str, Any]) -> RewardBatch:
         n = len(errors)
@@ -189,7 +189,7 @@ class PairwiseReward(JudgedReward):
         return RewardBatch(final, scored_rows, self.value_name, failure, len(judged), stats)
 
 
-def _groups(rows: RewardRows, errors: Sequence[str | None]) -> dict[str, list[int]]:
+def _groups(rows: JudgeInputs, errors: Sequence[str | None]) -> dict[str, list[int]]:
     """The usable rows by prompt identity (a group may be split across ranks: positions say nothing)."""
     groups: dict[str, list[int]] = defaultdict(list)
     for i in range(len(rows)):
@@ -204,7 +204,7 @@ class OnlineDPOPairwiseReward(PairwiseReward):
 
     layout = "online_dpo"
 
-    def _pairs(self, rows: RewardRows) -> tuple[list[str | None], list[int], list[str], list[int]]:
+    def _pairs(self, rows: JudgeInputs) -> tuple[list[str | None], list[int], list[str], list[int]]:
         n = len(rows)
         errors = list(rows.errors)
         if n % 2:
@@ -249,7 +249,7 @@ class GroupPairwiseReward(PairwiseReward):
         group anchor and the tournament need whole groups."""
         return ROWS if self.anchor in ("reference", "auto") else GROUPS
 
-    def _pairs(self, rows: RewardRows) -> tuple[list[str | None], list[int], list[str], list[int]]:
+    def _pairs(self, rows: JudgeInputs) -> tuple[list[str | None], list[int], list[str], list[int]]:
         errors = list(rows.errors)
         groups = _groups(rows, errors)
         judged, anchors, ties = [], [], []
