@@ -20,11 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import math
-import random
 import time
 from collections import defaultdict
-from itertools import combinations
 from typing import Any, Literal, Mapping, Sequence
 
 from ..config import JudgingConfig, RewardConfig
