@@ -318,6 +318,21 @@ def test_tournament_and_group_rewards_through_the_server(quality_judge):
     assert grade.json()["rewards"] == pytest.approx(expected_rewards(quality_judge, "checklist"))
 
 
+def test_a_failing_judge_is_still_a_server_error(quality_judge):
+    class Down:
+        config = None
+        model_id = "down"
+
+        def grade(self, *args, **kwargs):
+            raise RuntimeError("evaluator gone")
+
+    with _client(Down()) as client:
+        reply = client.post("/get_reward", json={"query": ["Q A"], "prompts": ["Q"]})
+        assert reply.status_code == 500 and "the judge failed on this batch: RuntimeError: evaluator gone" in reply.text
+        reply = client.post("/grade", json={"instructions": ["Q"], "responses": ["A"], "rubric": {"criteria": "c"}})
+        assert reply.status_code == 422 and "row 0: field 'rubric' is invalid" in reply.text  # before any judging
+
+
 @pytest.mark.parametrize("name", sorted(GROUP_SHAPES))
 def test_the_server_refuses_a_group_shape_for_get_reward(name, quality_judge):
     from prometheus_reward.server import create_app
