@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from prometheus_reward.cached import CachedJudge
-from prometheus_reward.rerank import bradley_terry, judge_calls, rerank
 from prometheus_reward.best_of_n import best_of_n
+from prometheus_reward.rerank import judge_calls, rerank
+from prometheus_reward.tournament import bradley_terry
 from prometheus_reward.io import iter_jsonl
 
 REPO = Path(__file__).resolve().parents[1]

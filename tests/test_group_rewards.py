@@ -13,9 +13,8 @@ import pytest
 
 from prometheus_reward import Judge
 from prometheus_reward.checklist import Checklist, ChecklistItem, coerce_criteria
-from prometheus_reward.rerank import bradley_terry
 from prometheus_reward.rewards import ChecklistReward, PairwiseReward, RubricReward
-from prometheus_reward.rewards.pairwise import tournament_judgments, tournament_pairs
+from prometheus_reward.tournament import bradley_terry, tournament_judgments, tournament_pairs
 
 from conftest import ScriptedBackend, section  # noqa: E402  (same folder)
 

@@ -20,9 +20,9 @@ from prometheus_reward.rewards import (
     AsyncRubricReward,
     RewardArguments,
     build_reward,
-    reward_config_from_env,
     reward_from_config,
 )
+from prometheus_reward.config import from_env
 from prometheus_reward.rubric import Rubric
 
 GEN = {"max_new_tokens": 6, "temperature": 0.0}
@@ -292,7 +292,7 @@ def test_pairwise_group_mode_groups_by_prompt_identity(tiny_judge):
 def test_reward_from_config_env_and_recipe_arguments(tiny_model_dir, tmp_path):
     path = tmp_path / "judge.yaml"
     path.write_text(f"judge:\n  model: {tiny_model_dir}\n  dtype: float32\nrubric: honesty\nmode: direct\n")
-    config = reward_config_from_env({"PROMETHEUS_REWARD_CONFIG": str(path), "PROMETHEUS_REWARD_FALLBACK": "0.0",
+    config = from_env({"PROMETHEUS_REWARD_CONFIG": str(path), "PROMETHEUS_REWARD_FALLBACK": "0.0",
                                      "PROMETHEUS_REWARD_MAX_NEW_TOKENS": "8"})
     assert config["fallback"] == 0.0 and config["mode"] == "direct" and config["sampling"] == {"max_new_tokens": 8}
     reward = reward_from_config(config)

@@ -113,7 +113,7 @@ def test_grade_and_compare_endpoints(served, tiny_judge):
 
 
 def test_group_reward_runs_the_tournament_through_the_batcher(served, tiny_judge):
-    from prometheus_reward.rewards.pairwise import tournament_pairs, tournament_strengths
+    from prometheus_reward.tournament import tournament_pairs, tournament_strengths
 
     prompts = ["Name a fruit."] * 4 + ["Say hi."] * 2
     responses = ["Apple.", "Pear, ripe.", "A banana!", "Kiwi", "Hello!", "Go away."]

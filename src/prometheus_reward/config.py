@@ -33,7 +33,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from .registry import Registry
+from .registry import REWARD_SHAPES, Registry
 
 DEFAULT_EVALUATOR = "prometheus-eval/prometheus-7b-v2.0"
 ENV_PREFIX = "PROMETHEUS_REWARD_"
@@ -181,8 +181,9 @@ class RewardConfig:
     rubric: str | None = option("helpfulness", "default rubric: preset name, YAML/JSON file or rubric text (a "
                                 "'rubric' column overrides it per row)")
     reference_answer: str | None = option(None, "default reference answer (a 'reference_answer' column overrides it)")
-    reward_type: str = option("absolute", "absolute (RubricReward) or pairwise (PairwiseReward)",
-                              choices=("absolute", "pairwise"))
+    reward_type: str = option("absolute", "the reward shape: absolute (RubricReward), checklist (ChecklistReward), "
+                              "pairwise (PairwiseReward), tournament (a group's Bradley-Terry ranking), or any "
+                              "shape registered in prometheus_reward.registry.REWARD_SHAPES", choices=REWARD_SHAPES)
     normalize: str = option("linear", "how 1-5 scores become rewards: linear [0, 1], symmetric [-1, 1], centered, "
                             "zscore (running, per rubric) or identity", choices=NORMALIZE_METHODS)
     pairwise_transform: str = option("prob", "pairwise rewards: prob, symmetric (2p-1) or logit", choices=PAIRWISE_TRANSFORMS)

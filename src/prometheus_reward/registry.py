@@ -123,6 +123,14 @@ ENGINES.register("vllm", "prometheus_reward.backends.vllm:VLLMBackend",
 # Reward shapes (``RewardConfig.reward_type``): ``target`` builds the reward a config describes.
 REWARD_SHAPES: Registry[Any] = Registry("reward shape")
 # (registrations of the reward shapes go here)
+REWARD_SHAPES.register("absolute", "prometheus_reward.rewards.absolute:build_rubric_reward",
+                       help="each completion graded 1-5 against a rubric (RubricReward)")
+REWARD_SHAPES.register("checklist", "prometheus_reward.rewards.checklist:build_checklist_reward",
+                       help="a weighted checklist of criteria, RaR's aggregation (ChecklistReward)")
+REWARD_SHAPES.register("pairwise", "prometheus_reward.rewards.pairwise:build_pairwise_reward",
+                       help="A-vs-B win probability against an anchor (PairwiseReward; pairwise_anchor picks it)")
+REWARD_SHAPES.register("tournament", "prometheus_reward.rewards.pairwise:build_tournament_reward",
+                       help="a group's completions compared with each other, Bradley-Terry strengths")
 
 
 # Meta-evaluation benchmarks: ``target`` is a ``BenchmarkSpec``.

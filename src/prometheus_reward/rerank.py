@@ -23,13 +23,13 @@ Example:
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import asdict, dataclass, field
 from itertools import combinations
 from typing import Any, Literal, Sequence
 
 from .config import JudgingConfig, RerankConfig
 from .rows import column
+from .tournament import bradley_terry, win_probabilities
 
 logger = logging.getLogger(__name__)
 
@@ -94,39 +94,6 @@ def judge_calls(n: int, strategy: Strategy = RerankConfig.strategy, tournament: 
     if tournament == "knockout":
         return 2 * max(n - 1, 0) * samples
     return n * (n - 1) * samples
-
-
-def bradley_terry(wins: Sequence[Sequence[float]], l2: float = 1e-2) -> list[float]:
-    """Bradley-Terry log-strengths from a (soft) win matrix ``wins[i][j]`` = how much ``i`` beat ``j``
-    (e.g. p(i better than j), 0 where not played). Fitted by maximum likelihood with scipy and a
-    small L2 penalty (keeps strengths finite when a candidate wins every match); centred at 0.
-
-    Example:
-        >>> s = bradley_terry([[0, 0.9, 0.8], [0.1, 0, 0.6], [0.2, 0.4, 0]])
-        >>> s[0] > s[1] > s[2]
-        True
-    """
-    import numpy as np
-    from scipy.optimize import minimize
-
-    w = np.asarray(wins, dtype=float)
-    n = w.shape[0]
-    if n == 0:
-        return []
-
-    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        diff = theta[:, None] - theta[None, :]
-        # log sigmoid(diff), stably
-        log_p = -np.logaddexp(0.0, -diff)
-        nll = -(w * log_p).sum() + l2 * (theta ** 2).sum()
-        p = 1.0 / (1.0 + np.exp(-diff))
-        grad_pair = w * (1.0 - p)  # d/dtheta_i of w_ij log sigma(theta_i - theta_j)
-        grad = -(grad_pair.sum(axis=1) - grad_pair.sum(axis=0)) + 2 * l2 * theta
-        return float(nll), grad
-
-    result = minimize(objective, np.zeros(n), jac=True, method="L-BFGS-B")
-    theta = result.x - result.x.mean()
-    return [float(t) for t in theta]
 
 
 def _argbest(scores: Sequence[float | None]) -> int | None:
@@ -306,13 +273,9 @@ def _rerank_round_robin(prompts, candidates, judge, rubrics, references, kwargs,
         if ranking == "win-rate":
             scores = [sum(wins[k]) / seen[k] if seen[k] else None for k in range(n)]
         else:
-            strengths = bradley_terry(wins) if n > 1 else [0.0] * n
             # the fitted probability of beating a random other candidate: on the win-rate scale
-            scores = [
-                sum(1.0 / (1.0 + math.exp(strengths[j] - strengths[k])) for j in range(n) if j != k) / (n - 1)
-                if seen[k] else None
-                for k in range(n)
-            ]
+            fitted = win_probabilities(bradley_terry(wins)) if n > 1 else [0.5] * n
+            scores = [fitted[k] if seen[k] else None for k in range(n)]
         if n == 1:
             scores = [None]
         best = 0 if n == 1 else _argbest(scores)

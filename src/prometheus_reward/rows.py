@@ -225,6 +225,80 @@ def reference_for(cell: Any, default: str | None, row: int, field: str = "refere
     return cell
 
 
+
+@dataclass
+class JudgeInputs:
+    """One batch of rows as the evaluator reads them: per row the prompt as given (its identity
+    groups completions), the instruction and response texts, the resolved rubric, the reference
+    answer, and why the row cannot be judged (None when it can)."""
+
+    prompts: list[Any]
+    instructions: list[str | None]
+    responses: list[str | None]
+    rubrics: list[Any]
+    references: list[str | None]
+    errors: list[str | None]
+
+    @property
+    def live(self) -> list[int]:
+        """The rows that can be judged."""
+        return [i for i, e in enumerate(self.errors) if e is None]
+
+    def __len__(self) -> int:
+        return len(self.errors)
+
+
+def judge_inputs(prompts: Sequence[Any] | None, responses: Sequence[Any], rubrics: Any = None, references: Any = None,
+                 *, default_rubric: Any = None, default_reference: str | None = None, rubric_field: str = "rubric",
+                 reference_field: str = "reference_answer", prompt_field: str = "prompt",
+                 response_field: str = "completion") -> JudgeInputs:
+    """The judge's inputs from rows: what every entry point (rewards, server, adapters, a file
+    reader) hands the evaluator. ``prompts`` and ``responses`` are per-row cells (strings or chat
+    messages; ``prompts`` None: no instruction); ``rubrics`` and ``references`` are columns (None,
+    one value for all rows, or one per row) whose empty cells take ``default_rubric`` (anything
+    :class:`RubricColumn` reads, or a RubricColumn to reuse its cache) and ``default_reference``.
+    The ``*_field`` names are what error messages call the fields.
+
+    Never raises for a bad row: each row's problem is in ``errors`` (a malformed column gives
+    every row its message); a caller that wants to stop raises the first one.
+
+    Example:
+        >>> rows = judge_inputs(["Say hi.", None], ["Hello!", "Hi"], default_rubric="helpfulness")
+        >>> rows.instructions, rows.rubrics[0].name, rows.live
+        (['Say hi.', None], 'helpfulness', [0])
+        >>> rows.errors[1]
+        "row 1: field 'prompt' must be a string or chat messages, got None"
+    """
+    n = len(responses)
+    prompts = list(prompts) if prompts is not None else [None] * n
+    resolver = default_rubric if isinstance(default_rubric, RubricColumn) else RubricColumn(default_rubric, rubric_field)
+    rows = JudgeInputs(prompts, [], [], [], [], [])
+    try:
+        rubric_cells = column(rubrics, n, rubric_field)
+        reference_cells = column(references, n, reference_field)
+        if len(prompts) != n:
+            raise RowError(f"field '{prompt_field}s' has {len(prompts)} values for {n} {response_field}s")
+    except RowError as err:  # a malformed batch: every row says why
+        for part in (rows.instructions, rows.responses, rows.rubrics, rows.references):
+            part.extend([None] * n)
+        rows.errors.extend([str(err)] * n)
+        return rows
+    for i in range(n):
+        instruction = response = rubric = reference = error = None
+        try:
+            instruction = require_prompt(prompts[i], i, prompt_field)
+            response = require_response(responses[i], i, response_field)
+            rubric = resolver.resolve(rubric_cells[i], i)
+            reference = reference_for(reference_cells[i], default_reference, i, reference_field)
+        except RowError as err:
+            error = str(err)
+        rows.instructions.append(instruction)
+        rows.responses.append(response)
+        rows.rubrics.append(rubric)
+        rows.references.append(reference)
+        rows.errors.append(error)
+    return rows
+
 class RubricColumn:
     """Per-row rubric cells (a Rubric or Checklist, preset name, dict, list of checklist items,
     YAML path or text) -> :class:`Rubric` / :class:`~prometheus_reward.checklist.Checklist`, each

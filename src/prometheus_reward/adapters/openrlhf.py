@@ -8,7 +8,13 @@ file; the judge is configured from the environment (see
 or ``PROMETHEUS_REWARD_MODEL=...``.
 
 ``labels`` are read as the reference answer, or, when a label is a JSON object, as
-``{"reference_answer": ..., "rubric": ...}`` (:mod:`prometheus_reward.adapters.protocol`). The
+``{"reference_answer": ..., "rubric": ...}`` (:mod:`prometheus_reward.adapters.protocol`). Every
+reward shape OpenRLHF can feed works (it scores through the reward's ``score_batch``): rubric,
+checklist, pairwise against the reference (``pairwise_anchor`` reference or auto). OpenRLHF calls
+with one sample at a time, so the shapes that compare a prompt's completions with each other
+(``tournament``, ``pairwise_anchor: group``) and the OnlineDPO layout are refused when the reward is
+set up (:class:`~prometheus_reward.rewards.UnusableReward`); serve them through the reward server's
+``/group_reward`` instead. The
 return value is what recent OpenRLHF expects: ``{"rewards": tensor, "scores": tensor,
 "extra_logs": {...}}``. PPO has no notion of a masked reward, so unscorable rows get the config's
 ``fallback``, by default the normaliser's neutral value (0.5 under ``linear``: a score of 3, never
@@ -28,58 +34,53 @@ from __future__ import annotations
 import threading
 from typing import Any, Sequence
 
-from prometheus_reward.adapters.protocol import instruction_of, label_fields, split_query
+from prometheus_reward.adapters.protocol import OPENRLHF, openrlhf_rows, ppo_rewards
 from prometheus_reward.config import from_env
-from prometheus_reward.rewards import RubricReward, reward_from_config, with_ppo_fallback
+from prometheus_reward.rewards import JudgedReward, reward_from_config, with_ppo_fallback
 
-_REWARD: RubricReward | None = None
+_REWARD: JudgedReward | None = None
 _LOCK = threading.Lock()
 
 
-def get_reward() -> RubricReward:
+def _for_openrlhf(reward: JudgedReward) -> JudgedReward:
+    """``reward`` set up for OpenRLHF, which scores one sample per call: a shape that needs whole
+    groups or OnlineDPO pairs is refused here, with one clear error, before any rollout."""
+    return reward.for_engine(*OPENRLHF)
+
+
+def get_reward() -> JudgedReward:
     """The process-wide reward, built on first use from the environment."""
     global _REWARD
     if _REWARD is None:
         with _LOCK:
             if _REWARD is None:
-                _REWARD = with_ppo_fallback(reward_from_config(from_env()))
+                _REWARD = with_ppo_fallback(_for_openrlhf(reward_from_config(from_env())))
     return _REWARD
 
 
-def set_reward(reward: RubricReward | None) -> None:
-    """Use ``reward`` instead of the one the environment describes (tests, custom setups)."""
+def set_reward(reward: JudgedReward | None) -> None:
+    """Use ``reward`` (any shape OpenRLHF can feed) instead of the one the environment describes."""
     global _REWARD
-    _REWARD = reward
+    _REWARD = None if reward is None else _for_openrlhf(reward)
 
 
 def reward_func(queries: Sequence[str], prompts: Sequence[str], labels: Sequence[Any] | None = None, **kwargs: Any) -> dict[str, Any]:
     """OpenRLHF's reward-function contract: rewards (for the advantage), scores (for dynamic
-    filtering; the same values here) and extra_logs (per-sample values OpenRLHF logs)."""
+    filtering; the same values here) and extra_logs (per-sample values OpenRLHF logs: the judged
+    value, ``prometheus_raw_score`` for rubric rewards, ``prometheus_win_prob`` for pairwise ones)."""
     import torch
 
     reward = get_reward()
-    n = len(queries)
-    labels = list(labels) if labels is not None else [None] * n
-    instructions, responses, references, rubrics = [], [], [], []
-    for query, prompt, label in zip(queries, prompts, labels):
-        instructions.append(instruction_of(prompt))
-        responses.append(split_query(query, prompt))
-        reference, rubric = label_fields(label)
-        references.append(reference)
-        rubrics.append(rubric)
-    values, grades = reward.score(
-        instructions, responses, **{reward.reference_column: references, reward.rubric_column: rubrics}
-    )
-    fallback = reward.fallback if reward.fallback is not None else reward.neutral_reward
-    rewards = torch.tensor([fallback if v is None else v for v in values], dtype=torch.float32)
-    raw = [g.value if g.value is not None else 0.0 for g in grades]
-    unscorable = [1.0 if g.value is None else 0.0 for g in grades]
+    rows = openrlhf_rows(queries, prompts, labels)
+    batch = reward.score_batch(rows.prompts, rows.responses, **rows.columns(reward))
+    rewards = torch.tensor(ppo_rewards(reward, batch.rewards), dtype=torch.float32)
     return {
         "rewards": rewards,
         "scores": rewards.clone(),
         "extra_logs": {
-            # 0.0 marks an unscorable row: read the mean raw score together with the unscorable rate
-            "prometheus_raw_score": torch.tensor(raw, dtype=torch.float32),
-            "prometheus_unscorable": torch.tensor(unscorable, dtype=torch.float32),
+            # 0.0 marks an unscorable row: read the mean value together with the unscorable rate
+            f"prometheus_{batch.value_name}": torch.tensor([v if v is not None else 0.0 for v in batch.values],
+                                                           dtype=torch.float32),
+            "prometheus_unscorable": torch.tensor([float(u) for u in batch.unscorable], dtype=torch.float32),
         },
     }

@@ -1,4 +1,6 @@
-"""What the PPO engines send, read once for the adapters and the reward server.
+"""What the PPO engines send, read once for the adapters and the reward server; and what they can
+feed a reward (:data:`OPENRLHF`, :data:`VERL_PER_SAMPLE`, :data:`VERL_BATCH`, for
+:meth:`~prometheus_reward.rewards.JudgedReward.for_engine`).
 
 OpenRLHF sends ``queries`` (the templated prompt followed by the decoded response), ``prompts``
 (the templated prompts) and ``labels`` (from ``--label_key``). A label is a reference answer, or a
@@ -16,7 +18,7 @@ Example:
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple, Sequence
 
 from prometheus_reward.rows import prompt_text, strip_special_tokens, untemplate_prompt
 
@@ -63,3 +65,57 @@ def label_fields(label: Any, rubric: Any = None) -> tuple[str | None, Any]:
         if isinstance(data, dict):
             return data.get("reference_answer"), data.get("rubric", rubric)
     return (text if text.strip() else None), rubric
+
+
+class EngineRows(NamedTuple):
+    """One engine batch as reward columns: the instruction cells (the prompts a reward reads), the
+    responses, and per row the reference answer and rubric cells."""
+
+    prompts: list[Any]
+    responses: list[Any]
+    references: list[str | None]
+    rubrics: list[Any]
+
+    def columns(self, reward: Any) -> dict[str, list[Any]]:
+        """The reference and rubric cells under the column names ``reward`` reads."""
+        return {reward.reference_column: self.references, reward.rubric_column: self.rubrics}
+
+
+def openrlhf_rows(queries: Sequence[Any], prompts: Sequence[Any] | None, labels: Sequence[Any] | None,
+                  rubric: Any = None) -> EngineRows:
+    """OpenRLHF's ``(queries, prompts, labels)`` as reward rows: the instruction untemplated from the
+    prompt, the response the query minus its prompt, the label read by :func:`label_fields`
+    (``rubric``: the default when a label names none). Missing prompts or labels count as empty.
+
+    Example:
+        >>> openrlhf_rows(["Q: hi A: hello"], ["Q: hi A:"], ["hello"])
+        EngineRows(prompts=['Q: hi A:'], responses=['hello'], references=['hello'], rubrics=[None])
+    """
+    n = len(queries)
+    prompts = list(prompts) if prompts is not None else [""] * n
+    labels = list(labels) if labels is not None else [None] * n
+    rows = EngineRows([], [], [], [])
+    for query, prompt, label in zip(queries, prompts, labels):
+        rows.prompts.append(instruction_of(prompt))
+        rows.responses.append(split_query(query, prompt))
+        reference, row_rubric = label_fields(label, rubric)
+        rows.references.append(reference)
+        rows.rubrics.append(row_rubric)
+    return rows
+
+
+def ppo_rewards(reward: Any, rewards: Sequence[float | None]) -> list[float]:
+    """PPO cannot mask a reward: None becomes the reward's ``fallback``, else its neutral value."""
+    fallback = reward.fallback if reward.fallback is not None else reward.neutral_reward
+    return [float(fallback if r is None else r) for r in rewards]
+
+
+# What each engine feeds a reward: (engine, layouts delivered, how it calls), for JudgedReward.for_engine.
+OPENRLHF = ("OpenRLHF's reward_func", frozenset({"rows"}),
+            "calls it with one sample at a time (as its SingleTurnAgentExecutor does)")
+OPENRLHF_HTTP = ("OpenRLHF's remote reward (/get_reward)", frozenset({"rows"}),
+                 "sends one sample per request (as its SingleTurnAgentExecutor does)")
+VERL_PER_SAMPLE = ("verl's compute_score", frozenset({"rows"}),
+                   "calls it once per response; concurrent calls are gathered into micro-batches that can split "
+                   "a prompt's group (verl's BatchRewardManager with compute_score_batch sees whole groups)")
+VERL_BATCH = ("verl's compute_score_batch", frozenset({"rows", "groups"}), "passes the whole batch")

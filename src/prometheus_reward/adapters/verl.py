@@ -18,6 +18,12 @@ option names of the recipes (``judge_model``, ``judge_base_urls``, ``judge_mode`
 mask a reward: unscorable rows score ``fallback`` (by default the normaliser's neutral value, never
 the worst reward) and ``judge_unscorable`` = 1.
 
+Every reward shape scores through its ``score_batch``. ``compute_score`` (one response per call)
+serves the row-wise shapes (rubric, checklist, pairwise against the reference); the shapes that
+compare a prompt's completions with each other (``tournament``, ``pairwise_anchor: group``) need
+``compute_score_batch`` (verl's ``BatchRewardManager``), and are refused by ``compute_score`` with
+:class:`~prometheus_reward.rewards.UnusableReward`.
+
 The file uses absolute imports only: verl may execute it outside its package.
 
 Example:
@@ -32,17 +38,17 @@ import os
 import threading
 from typing import Any, Callable, Mapping, Sequence
 
-from prometheus_reward.adapters.protocol import label_fields
+from prometheus_reward.adapters.protocol import VERL_BATCH, VERL_PER_SAMPLE, EngineRows, label_fields, ppo_rewards
 from prometheus_reward.config import JudgeConfig, JudgingConfig, RewardConfig, from_env, split_flat
-from prometheus_reward.rewards import RubricReward, reward_from_config, with_ppo_fallback
+from prometheus_reward.rewards import JudgedReward, reward_from_config, with_ppo_fallback
 from prometheus_reward.rows import strip_special_tokens
 
 _INSTRUCTION_KEYS = ("question", "prompt", "instruction", "query")
-_REWARDS: dict[str, RubricReward] = {}
+_REWARDS: dict[str, JudgedReward] = {}
 _LOCK = threading.Lock()
 
 
-def _reward_for(options: Mapping[str, Any]) -> RubricReward:
+def _reward_for(options: Mapping[str, Any]) -> JudgedReward:
     """One reward per distinct configuration (environment + reward_kwargs), built on first use."""
     key = json.dumps(options, sort_keys=True, default=str)
     reward = _REWARDS.get(key)
@@ -61,7 +67,7 @@ def _reward_for(options: Mapping[str, Any]) -> RubricReward:
     return reward
 
 
-def set_reward(reward: RubricReward | None) -> None:
+def set_reward(reward: JudgedReward | None) -> None:
     """Use ``reward`` for calls without ``reward_kwargs`` (tests, custom setups)."""
     with _LOCK:
         _REWARDS.clear()
@@ -124,27 +130,21 @@ def _reference_and_rubric(ground_truth: Any, extra_info: Mapping[str, Any] | Non
     return label_fields(ground_truth, (extra_info or {}).get("rubric"))
 
 
-def _score_batch(reward: RubricReward, items: list[tuple[Any, str, Any, Any]]) -> list[dict[str, float]]:
-    prompts = [i[0] for i in items]
-    values, grades = reward.score(
-        prompts,
-        [strip_special_tokens(i[1]) if isinstance(i[1], str) else i[1] for i in items],
-        **{reward.reference_column: [i[2] for i in items], reward.rubric_column: [i[3] for i in items]},
-    )
-    fallback = reward.fallback if reward.fallback is not None else reward.neutral_reward
-    out = []
-    for value, grade in zip(values, grades):
-        ok = grade is not None and grade.value is not None
-        out.append(
-            {
-                "score": float(fallback if value is None else value),
-                # 0.0 marks an unscorable row: read the mean together with judge_unscorable
-                "judge_raw_score": float(grade.value) if ok else 0.0,
-                "judge_unscorable": 0.0 if ok else 1.0,
-                "judge_truncated": float(bool(grade is not None and grade.truncated)),
-            }
-        )
-    return out
+def _score_batch(reward: JudgedReward, items: list[tuple[Any, str, Any, Any]]) -> list[dict[str, float]]:
+    rows = EngineRows([i[0] for i in items], [strip_special_tokens(i[1]) if isinstance(i[1], str) else i[1] for i in items],
+                      [i[2] for i in items], [i[3] for i in items])
+    batch = reward.score_batch(rows.prompts, rows.responses, **rows.columns(reward))
+    value_key = f"judge_{batch.value_name}"
+    return [
+        {
+            "score": score,
+            # 0.0 marks an unscorable row: read the mean together with judge_unscorable
+            value_key: float(row.value) if row.value is not None else 0.0,
+            "judge_unscorable": float(row.unscorable),
+            "judge_truncated": float(row.truncated),
+        }
+        for score, row in zip(ppo_rewards(reward, batch.rewards), batch.rows)
+    ]
 
 
 _BATCHERS: dict[int, _MicroBatcher] = {}
@@ -159,7 +159,9 @@ def compute_score(
 ) -> dict[str, float]:
     """verl's per-sample contract; concurrent calls share one judge batch."""
     reward_kwargs = {k: v for k, v in reward_kwargs.items() if k not in ("reward_router_address", "reward_model_tokenizer")}
-    reward = _reward_for(reward_kwargs)
+    # per-sample calls are gathered into micro-batches that may split a prompt's group: shapes that
+    # compare a group's completions are refused here (compute_score_batch can serve them)
+    reward = _reward_for(reward_kwargs).for_engine(*VERL_PER_SAMPLE)
     batcher = _BATCHERS.get(id(reward))
     if batcher is None:
         with _LOCK:
@@ -178,8 +180,9 @@ def compute_score_batch(
     extra_infos: Sequence[Mapping[str, Any] | None] | None = None,
     **reward_kwargs: Any,
 ) -> list[dict[str, float]]:
-    """The batched contract of verl's ``BatchRewardManager`` (one call per batch)."""
-    reward = _reward_for(reward_kwargs)
+    """The batched contract of verl's ``BatchRewardManager`` (one call per batch, whole groups: every
+    shape but the OnlineDPO layout works here)."""
+    reward = _reward_for(reward_kwargs).for_engine(*VERL_BATCH)
     infos = list(extra_infos) if extra_infos is not None else [None] * len(solution_strs)
     items = []
     for solution, truth, info in zip(solution_strs, ground_truths, infos):

@@ -7,7 +7,12 @@
 - :class:`PairwiseReward` (:mod:`.pairwise`): A-vs-B judgments in both orders; the Online DPO layout
   (:class:`OnlineDPOPairwiseReward`) and the GRPO/RLOO group layout (:class:`GroupPairwiseReward`,
   :class:`AsyncPairwiseReward`).
-- :mod:`.build`: rewards from the recipes' :data:`RewardArguments`, YAML mappings and the environment.
+- :mod:`.build`: rewards from the recipes' :data:`RewardArguments`, YAML mappings and the environment,
+  each shape found by ``reward_type`` in :data:`~prometheus_reward.registry.REWARD_SHAPES`.
+- :mod:`.contract`: the one scoring contract of every shape: ``reward.score_batch(prompts,
+  completions, **columns)`` -> :class:`RewardBatch` (rewards plus per-row provenance), ``ascore_batch``,
+  and the layouts engines deliver (:meth:`JudgedReward.for_engine` refuses a shape an engine
+  cannot feed, with :class:`UnusableReward`).
 
 They follow TRL's reward-function contract (``trl`` 1.16): called with keyword arguments
 ``prompts``, ``completions``, ``completion_ids`` plus every extra dataset column, ``trainer_state``
@@ -29,10 +34,18 @@ Example:
 from .absolute import AsyncRubricReward, RubricReward
 from .base import JudgeBusy, JudgedReward
 from .checklist import ChecklistReward
-from .build import RewardArguments, build_reward, judge_config_from, make_reward, reward_config_from_env, reward_from_config, with_ppo_fallback
+from .build import RewardArguments, build_reward, make_reward, reward_from_config, with_ppo_fallback
+from .contract import GROUPS, PAIRS, ROWS, RewardBatch, ScoredRow, TournamentRecord, UnusableReward
 from .pairwise import AsyncPairwiseReward, GroupPairwiseReward, OnlineDPOPairwiseReward, PairwiseReward
 
 __all__ = [
+    "GROUPS",
+    "PAIRS",
+    "ROWS",
+    "RewardBatch",
+    "ScoredRow",
+    "TournamentRecord",
+    "UnusableReward",
     "AsyncPairwiseReward",
     "AsyncRubricReward",
     "ChecklistReward",
@@ -44,9 +57,7 @@ __all__ = [
     "RewardArguments",
     "RubricReward",
     "build_reward",
-    "judge_config_from",
     "make_reward",
-    "reward_config_from_env",
     "reward_from_config",
     "with_ppo_fallback",
 ]

@@ -8,8 +8,10 @@ from typing import Any, Mapping, Sequence
 
 from ..config import JudgingConfig, RewardConfig
 from ..grades import Grade
-from ..scoring import NORMALIZE_METHODS, Normalizer
-from .base import JudgeCall, JudgedReward, RewardRows, Steps, finite
+from ..scoring import Normalizer
+from ..rows import JudgeInputs
+from .base import JudgeCall, JudgedReward, Steps, config_options, finite
+from .contract import RewardBatch, ScoredRow
 
 
 def _item_logs(grades: Sequence[Grade]) -> tuple[dict[str, list[Any]], dict[str, float | None]]:
@@ -50,14 +52,18 @@ class RubricReward(JudgedReward):
         fallback: the reward of unscorable rows; None (default) lets TRL mask them.
         name: the reward's ``__name__`` (TRL's metric key); default ``prometheus_<rubric>``, made
             unique among live rewards.
-        samples: judgments per completion, averaged.
-        sampling: overrides of the judge's sampling (``max_new_tokens``, ``temperature``, ``top_p``,
-            ``repetition_penalty``).
-        timeout: seconds one judge call may take; past it the batch returns unscorable rewards.
-        rubric_column, reference_column: the dataset columns read per row.
-        log_feedback: log each completion's feedback to the trainer's completions table.
-        length_penalty: group-relative length penalty (0: off): within a prompt group, each
-            completion loses ``length_penalty`` times its length's z-score among its siblings.
+        **options: every other :class:`~prometheus_reward.config.RewardConfig` or
+            :class:`~prometheus_reward.config.JudgingConfig` field by name, checked by the config:
+            ``samples`` (judgments per completion, averaged), ``timeout`` (seconds one judge call
+            may take; past it the batch returns unscorable rewards), ``rubric_column`` /
+            ``reference_column`` (the dataset columns read per row), ``log_feedback``,
+            ``length_penalty`` (group-relative: within a prompt group, each completion loses
+            ``length_penalty`` times its length's z-score among its siblings),
+            ``checklist_aggregation``; and ``sampling``, a mapping of the judge's sampling
+            overrides (``max_new_tokens``, ``temperature``, ``top_p``, ``repetition_penalty``).
+
+    The options live in ``reward.config`` (:class:`~prometheus_reward.config.RewardConfig`) and
+    ``reward.judging`` (:class:`~prometheus_reward.config.JudgingConfig`).
 
     Logged per call (``rewards/<name>/...``): ``unscorable_frac``, ``raw_score_mean``,
     ``truncated_frac``, ``judge_seconds``, and the monitors ``forced_frac``, ``score_mass_mean``,
@@ -78,46 +84,33 @@ class RubricReward(JudgedReward):
         normalize: str = RewardConfig.normalize,
         fallback: float | None = None,
         name: str | None = None,
-        *,
-        samples: int = JudgingConfig.samples,
-        sampling: Mapping[str, Any] | None = None,
-        timeout: float | None = None,
-        rubric_column: str = "rubric",
-        reference_column: str = "reference_answer",
-        log_feedback: bool = True,
-        length_penalty: float = RewardConfig.length_penalty,
-        checklist_aggregation: str | None = None,
+        **options: Any,
     ):
-        if normalize not in NORMALIZE_METHODS:
-            raise ValueError(f"unknown normalization {normalize!r}; choose one of {NORMALIZE_METHODS}")
-        super().__init__(
-            judge, rubric=rubric, reference_answer=reference_answer, mode=mode, samples=samples, sampling=sampling,
-            fallback=fallback, name=name, timeout=timeout, rubric_column=rubric_column,
-            reference_column=reference_column, log_feedback=log_feedback, length_penalty=length_penalty,
-            checklist_aggregation=checklist_aggregation,
-        )
-        self.normalize = normalize
-        self.normalizer = Normalizer(normalize)  # type: ignore[arg-type]
+        super().__init__(judge, rubric=rubric, reference_answer=reference_answer, mode=mode, normalize=normalize,
+                         fallback=fallback, name=name, **options)
+        self.normalizer = Normalizer(self.config.normalize)  # type: ignore[arg-type]
         self.last_grades: list[Grade] = []
+
+    @property
+    def normalize(self) -> str:
+        return self.config.normalize
 
     @property
     def neutral_reward(self) -> float:
         """The reward of a middling score (3): what PPO adapters give unscorable rows by default."""
         return self.normalizer.neutral()
 
-    def __call__(self, prompts: Sequence[Any] | None = None, completions: Sequence[Any] = (), completion_ids: Any = None,
-                 **kwargs: Any) -> list[float | None]:
-        """Score ``completions`` (one reward or None each). Never raises on judge trouble."""
-        return self.score(prompts, completions, **kwargs)[0]
-
     def score(self, prompts: Sequence[Any] | None, completions: Sequence[Any], **kwargs: Any) -> tuple[list[float | None], list[Grade]]:
         """Like calling the reward, but also return each row's :class:`~prometheus_reward.grades.Grade`
-        (thread-safe, unlike reading ``last_grades`` afterwards)."""
-        return self._drive(self._steps(prompts, completions, kwargs))
+        (thread-safe, unlike reading ``last_grades`` afterwards): :meth:`score_batch`'s rewards and
+        judgments."""
+        batch = self.score_batch(prompts, completions, **kwargs)
+        return batch.rewards, batch.judgments
 
     async def ascore(self, prompts: Sequence[Any] | None, completions: Sequence[Any], **kwargs: Any) -> tuple[list[float | None], list[Grade]]:
         """:meth:`score`, awaiting the judge (``judge.agrade``)."""
-        return await self._adrive(self._steps(prompts, completions, kwargs))
+        batch = await self.ascore_batch(prompts, completions, **kwargs)
+        return batch.rewards, batch.judgments
 
     def _steps(self, prompts: Sequence[Any] | None, completions: Sequence[Any], kwargs: Mapping[str, Any]) -> Steps:
         start = time.perf_counter()
@@ -135,8 +128,8 @@ class RubricReward(JudgedReward):
                 grades = result
         return self._finish(rows, grades, failure, time.perf_counter() - start, kwargs)
 
-    def _finish(self, rows: RewardRows, live_grades: list[Grade] | None, failure: str | None, seconds: float,
-                kwargs: Mapping[str, Any]) -> tuple[list[float | None], list[Grade]]:
+    def _finish(self, rows: JudgeInputs, live_grades: list[Grade] | None, failure: str | None, seconds: float,
+                kwargs: Mapping[str, Any]) -> RewardBatch:
         n = len(rows)
         grades = [Grade(error=e) for e in rows.errors]
         live = rows.live
@@ -161,7 +154,7 @@ class RubricReward(JudgedReward):
             extras["feedback"] = [g.feedback if g.error is None else f"[unscorable] {g.error}" for g in grades]
         item_extras, item_metrics = _item_logs(grades)
         extras.update(item_extras)
-        self._log(kwargs, extras, {
+        stats = self._log(kwargs, extras, {
             **item_metrics,
             "unscorable_frac": (n - len(scored)) / n if n else 0.0,
             "raw_score_mean": sum(scored) / len(scored) if scored else None,
@@ -169,7 +162,9 @@ class RubricReward(JudgedReward):
             "judge_seconds": seconds,
             **self._monitors(rewards, lengths, grades),
         })
-        return self._apply_fallback(rewards), grades
+        final = self._apply_fallback(rewards)
+        return RewardBatch(final, [ScoredRow(r, v, g.error, g, g.truncated, g.source) for r, v, g in zip(final, raw, grades)],
+                           self.value_name, failure, len(live), stats)
 
 
 class AsyncRubricReward(RubricReward):
@@ -184,4 +179,11 @@ class AsyncRubricReward(RubricReward):
 
     async def __call__(self, prompts: Sequence[Any] | None = None, completions: Sequence[Any] = (),  # type: ignore[override]
                        completion_ids: Any = None, **kwargs: Any) -> list[float | None]:
-        return (await self.ascore(prompts, completions, **kwargs))[0]
+        return (await self.ascore_batch(prompts, completions, **kwargs)).rewards
+
+
+def build_rubric_reward(judge: Any, judging: JudgingConfig, reward: RewardConfig, layout: str = "group") -> RubricReward:
+    """The ``absolute`` reward shape (registered in :data:`~prometheus_reward.registry.REWARD_SHAPES`):
+    a :class:`RubricReward`, or :class:`AsyncRubricReward` with ``async_reward``."""
+    cls = AsyncRubricReward if reward.async_reward else RubricReward
+    return cls(judge, **config_options(judging, reward))

@@ -1,26 +1,32 @@
-"""What every judge-backed reward shares: a lazily built, picklable judge; per-row inputs read
-through :mod:`prometheus_reward.rows`; time-boxed judge calls; unique names; logging to TRL.
+"""What every judge-backed reward shares: a lazily built, picklable judge; its options declared once
+(:class:`~prometheus_reward.config.RewardConfig` and
+:class:`~prometheus_reward.config.JudgingConfig`, held as ``reward.config`` and ``reward.judging``);
+per-row inputs read by :func:`prometheus_reward.rows.judge_inputs`; the scoring contract
+(:mod:`.contract`: ``score_batch`` / ``ascore_batch`` -> :class:`~.contract.RewardBatch`);
+time-boxed judge calls; unique names; logging to TRL.
 
 The sync and async rewards share one implementation: a reward's work is a generator
 (``_steps``) that yields :class:`JudgeCall` requests and receives their results (or the error they
-raised); :meth:`JudgedReward._drive` runs it with blocking calls, :meth:`JudgedReward._adrive`
-with awaited ones.
+raised), and returns a :class:`~.contract.RewardBatch`; :meth:`JudgedReward._drive` runs it with
+blocking calls, :meth:`JudgedReward._adrive` with awaited ones.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import threading
 import weakref
-from dataclasses import dataclass, field
-from typing import Any, Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Collection, Generator, Mapping, Sequence
 
-from ..config import JudgeConfig, JudgingConfig, from_mapping
+from ..config import ConfigError, JudgeConfig, JudgingConfig, RewardConfig, from_mapping
 from ..judge import Judge
-from ..rows import RowError, RubricColumn, column, reference_for, require_prompt, require_response
+from ..rows import JudgeInputs, RubricColumn, judge_inputs
 from ..checklist import coerce_criteria
+from .contract import NEEDS_HINT, NEEDS_TEXT, ROWS, RewardBatch, UnusableReward
 
 logger = logging.getLogger("prometheus_reward.rewards")
 
@@ -59,18 +65,59 @@ class JudgeBusy(RuntimeError):
     """A previous judge call timed out and is still running; this batch is skipped."""
 
 
-def judge_config_of(judge: Any) -> JudgeConfig | None:
-    """The config that rebuilds ``judge`` in another process (None for a hand-made judge)."""
+def judge_config_of(judge: Any, where: str = "judge") -> JudgeConfig | None:
+    """The config that rebuilds ``judge`` in another process: a JudgeConfig, its dict (None values
+    dropped) or a model id; a Judge's own config (None for a hand-made judge)."""
     if isinstance(judge, JudgeConfig):
         return judge
     if isinstance(judge, str):
         return JudgeConfig(model=judge)
     if isinstance(judge, Mapping):
-        return from_mapping(JudgeConfig, judge, "judge config")
+        return from_mapping(JudgeConfig, {k: v for k, v in judge.items() if v is not None}, where)
     config = getattr(judge, "config", None)
     if config is None and not hasattr(judge, "grade"):
-        raise TypeError(f"judge must be a Judge, a JudgeConfig (or its dict) or a model id, got {type(judge).__name__}")
+        raise TypeError(f"{where}: expected a Judge, a JudgeConfig (or its dict) or a model id, got {type(judge).__name__}")
     return config
+
+
+_REWARD_FIELDS = frozenset(f.name for f in dataclasses.fields(RewardConfig))
+_JUDGING_FIELDS = frozenset(f.name for f in dataclasses.fields(JudgingConfig))
+
+
+def reward_options(options: Mapping[str, Any], sampling: Mapping[str, Any] | None = None,
+                   where: str = "reward options") -> tuple[RewardConfig, JudgingConfig]:
+    """Keyword options of a reward constructor -> its (RewardConfig, JudgingConfig): each name goes
+    to the config that declares it; ``sampling`` holds JudgingConfig sampling fields. Unknown
+    names and bad values are errors naming them."""
+    unknown = sorted(set(options) - _REWARD_FIELDS - _JUDGING_FIELDS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown option(s) {', '.join(unknown)} (RewardConfig and JudgingConfig fields: "
+                          f"{', '.join(sorted(_REWARD_FIELDS | _JUDGING_FIELDS))})")
+    judging = from_mapping(JudgingConfig, {**{k: v for k, v in options.items() if k in _JUDGING_FIELDS},
+                                           **dict(sampling or {})}, where)
+    reward = from_mapping(RewardConfig, {k: v for k, v in options.items() if k in _REWARD_FIELDS}, where)
+    return reward, judging
+
+
+def config_options(judging: JudgingConfig, reward: RewardConfig, *drop: str) -> dict[str, Any]:
+    """Every field of the two configs as reward-constructor keywords (a shape's builder passes them
+    on; ``reward_type`` is the class's own, and ``drop`` names fields the builder passes itself)."""
+    values = {**dataclasses.asdict(judging), **{f.name: getattr(reward, f.name) for f in dataclasses.fields(reward)}}
+    for name in ("reward_type", *drop):
+        values.pop(name, None)
+    return values
+
+
+def _config_field(name: str, doc: str) -> property:
+    """A reward attribute that reads (and sets) its :class:`RewardConfig` field: one truth."""
+
+    def get(self: Any) -> Any:
+        return getattr(self.config, name)
+
+    def set_(self: Any, value: Any) -> None:
+        self.config = dataclasses.replace(self.config, **{name: value})
+
+    return property(get, set_, doc=doc)
 
 
 @dataclass
@@ -83,25 +130,6 @@ class JudgeCall:
     kwargs: dict[str, Any]
 
 
-@dataclass
-class RewardRows:
-    """One batch as the evaluator reads it: per-row texts, rubrics, references and input problems."""
-
-    prompts: list[Any]
-    instructions: list[str | None]
-    responses: list[str | None]
-    rubrics: list[Any]
-    references: list[str | None]
-    errors: list[str | None]
-    extras: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def live(self) -> list[int]:
-        return [i for i, e in enumerate(self.errors) if e is None]
-
-    def __len__(self) -> int:
-        return len(self.errors)
-
 
 Steps = Generator[JudgeCall, Any, Any]
 
@@ -110,44 +138,23 @@ class JudgedReward:
     """Base of the TRL reward functions: see :class:`~prometheus_reward.rewards.RubricReward`."""
 
     _default_prefix = "prometheus"
+    #: the ``reward_type`` this class reports in ``self.config`` (a shape of the registry)
+    shape = "absolute"
+    #: what ``ScoredRow.value`` is for this shape
+    value_name = "raw_score"
 
-    def __init__(
-        self,
-        judge: Any,
-        *,
-        rubric: Any = None,
-        reference_answer: str | None = None,
-        mode: str = JudgingConfig.mode,
-        samples: int = JudgingConfig.samples,
-        sampling: Mapping[str, Any] | None = None,
-        fallback: float | None = None,
-        name: str | None = None,
-        timeout: float | None = None,
-        checklist_aggregation: str | None = None,
-        rubric_column: str = "rubric",
-        reference_column: str = "reference_answer",
-        log_feedback: bool = True,
-        length_penalty: float = 0.0,
-    ):
-        # JudgingConfig checks mode, samples and the sampling values once, here, not every step
-        self.judging = from_mapping(JudgingConfig, {"mode": mode, "samples": samples,
-                                                    "checklist_aggregation": checklist_aggregation,
-                                                    **dict(sampling or {})}, "reward options")
-        if timeout is not None and timeout <= 0:
-            raise ValueError("timeout must be positive (seconds) or None")
+    def __init__(self, judge: Any, *, sampling: Mapping[str, Any] | None = None, **options: Any):
+        # The options are declared once, by RewardConfig and JudgingConfig; they are checked here,
+        # at construction, not every step.
+        options.setdefault("rubric", None)
+        options["reward_type"] = self._shape_of(options)
+        self.config, self.judging = reward_options(options, sampling)
         self._judge: Any = None if isinstance(judge, (str, Mapping, JudgeConfig)) else judge
         self._judge_config = judge_config_of(judge)
         # The default rubric is coerced now, so that a typo fails at construction, not mid-training.
+        rubric = self.config.rubric
         self.rubric: Any = None if rubric is None else coerce_criteria(rubric)  # a Rubric or a Checklist
-        self.reference_answer = reference_answer
-        self.fallback = None if fallback is None else float(fallback)
-        self.timeout = timeout
-        self.rubric_column = rubric_column
-        self.reference_column = reference_column
-        self.log_feedback = log_feedback
-        if length_penalty < 0:
-            raise ValueError("length_penalty must be 0 (off) or positive")
-        self.length_penalty = float(length_penalty)
+        name = self.config.name
         base = name or f"{self._default_prefix}_{_slug(self.rubric.name or self.rubric.criteria) if self.rubric else 'rubric'}"
         self.__name__ = _claim_name(base, self) if name is None else name
         if name is not None:
@@ -157,7 +164,19 @@ class JudgedReward:
                     logger.warning("two live rewards are both named %r: TRL will mix their metrics", name)
                 _LIVE_NAMES[name] = self
         self.last_stats: dict[str, float] = {}
+        self._engine_delivers: frozenset[str] | None = None  # set by for_engine
         self._init_runtime()
+
+    def _shape_of(self, options: Mapping[str, Any]) -> str:
+        return self.shape
+
+    reference_answer = _config_field("reference_answer", "the default reference answer")
+    fallback = _config_field("fallback", "the reward of unscorable rows (None: masked)")
+    timeout = _config_field("timeout", "seconds one judge call may take")
+    rubric_column = _config_field("rubric_column", "the dataset column with per-row rubrics")
+    reference_column = _config_field("reference_column", "the dataset column with per-row references")
+    log_feedback = _config_field("log_feedback", "log each completion's feedback to the trainer")
+    length_penalty = _config_field("length_penalty", "group-relative length penalty (0: off)")
 
     @property
     def mode(self) -> str:
@@ -166,6 +185,56 @@ class JudgedReward:
     @property
     def samples(self) -> int:
         return self.judging.samples
+
+    @property
+    def neutral_reward(self) -> float:
+        """The reward of a middling judgment: what PPO engines give unscorable rows by default."""
+        raise NotImplementedError
+
+    # -- the contract --------------------------------------------------------------------------------------
+    def score_batch(self, prompts: Sequence[Any] | None, completions: Sequence[Any], **columns: Any) -> RewardBatch:
+        """Score one batch of rows: rewards plus per-row provenance (:class:`~.contract.RewardBatch`).
+        ``columns`` are the dataset columns (the rubric and reference columns are read) and TRL's
+        ``log_extra`` / ``log_metric``. Never raises on judge trouble or a bad row.
+
+        Example:
+            >>> batch = reward.score_batch(["Say hi."], ["Hello!"])                        # doctest: +SKIP
+            >>> batch.rewards, batch.rows[0].value, batch.info()["unscorable"]             # doctest: +SKIP
+            ([0.79], 4.16, [0.0])
+        """
+        return self._drive(self._steps(prompts, completions, columns))
+
+    async def ascore_batch(self, prompts: Sequence[Any] | None, completions: Sequence[Any], **columns: Any) -> RewardBatch:
+        """:meth:`score_batch`, awaiting the judge (``judge.agrade`` / ``judge.acompare``)."""
+        return await self._adrive(self._steps(prompts, completions, columns))
+
+    def __call__(self, prompts: Sequence[Any] | None = None, completions: Sequence[Any] = (), completion_ids: Any = None,
+                 **kwargs: Any) -> list[float | None]:
+        """TRL's reward-function contract: one reward or None per completion (``score_batch(...).rewards``)."""
+        return self.score_batch(prompts, completions, **kwargs).rewards
+
+    @property
+    def needs(self) -> str:
+        """The row layout this shape needs (:data:`~.contract.ROWS`, ``GROUPS`` or ``PAIRS``)."""
+        return ROWS
+
+    def for_engine(self, engine: str, delivers: Collection[str], how: str = "") -> "JudgedReward":
+        """Set this reward up for an engine that delivers the row layouts ``delivers``: refused with
+        :class:`~.contract.UnusableReward` when the shape needs another (``how`` says how the
+        engine calls, for the message). Returns the reward.
+
+        Example:
+            >>> reward.for_engine("OpenRLHF's reward_func", {"rows"}, "calls it with one sample at a time")  # doctest: +SKIP
+        """
+        needs = self.needs
+        if needs not in delivers:
+            raise UnusableReward(
+                f"{engine} cannot use the {self.config.reward_type} reward {self.__name__!r} "
+                f"({type(self).__name__}): it needs {NEEDS_TEXT[needs]}, and {engine} "
+                f"{how or 'delivers ' + ', '.join(sorted(delivers))}. {NEEDS_HINT[needs]}".rstrip(". ") + "."
+            )
+        self._engine_delivers = frozenset(delivers)
+        return self
 
     def _init_runtime(self) -> None:
         self._build_lock = threading.Lock()
@@ -204,7 +273,7 @@ class JudgedReward:
         self._init_runtime()
 
     def __repr__(self) -> str:
-        model = self._judge.model_id if self._judge is not None else getattr(self._judge_config, "model", None)
+        model = getattr(self._judge, "model_id", None) if self._judge is not None else getattr(self._judge_config, "model", None)
         return f"{type(self).__name__}(name={self.__name__!r}, judge={model!r}, mode={self.mode!r})"
 
     def _judge_kwargs(self) -> dict[str, Any]:
@@ -217,37 +286,10 @@ class JudgedReward:
         return {"errors": "return", **self.judging.grade_options()}
 
     # -- rows ---------------------------------------------------------------------------------------------------
-    def _read_rows(self, prompts: Sequence[Any] | None, completions: Sequence[Any], kwargs: Mapping[str, Any]) -> RewardRows:
-        n = len(completions)
-        prompts = list(prompts) if prompts is not None else [None] * n
-        rows = RewardRows(prompts, [], [], [], [], [])
-        try:
-            rubric_cells = column(kwargs.get(self.rubric_column), n, self.rubric_column)
-            reference_cells = column(kwargs.get(self.reference_column), n, self.reference_column)
-            if len(prompts) != n:
-                raise RowError(f"field 'prompts' has {len(prompts)} values for {n} completions")
-        except RowError as err:  # a malformed batch: every row says why, nothing raises
-            for _ in range(n):
-                for part in (rows.instructions, rows.responses, rows.rubrics, rows.references):
-                    part.append(None)
-                rows.errors.append(str(err))
-            return rows
-        for i in range(n):
-            instruction = response = rubric = reference = None
-            error = None
-            try:
-                instruction = require_prompt(prompts[i], i, "prompt")
-                response = require_response(completions[i], i, "completion")
-                rubric = self._rubrics.resolve(rubric_cells[i], i)
-                reference = reference_for(reference_cells[i], self.reference_answer, i, self.reference_column)
-            except RowError as err:
-                error = str(err)
-            rows.instructions.append(instruction)
-            rows.responses.append(response)
-            rows.rubrics.append(rubric)
-            rows.references.append(reference)
-            rows.errors.append(error)
-        return rows
+    def _read_rows(self, prompts: Sequence[Any] | None, completions: Sequence[Any], kwargs: Mapping[str, Any]) -> JudgeInputs:
+        return judge_inputs(prompts, completions, kwargs.get(self.rubric_column), kwargs.get(self.reference_column),
+                            default_rubric=self._rubrics, default_reference=self.reference_answer,
+                            rubric_field=self.rubric_column, reference_field=self.reference_column)
 
     # -- driving the steps: blocking or awaited ------------------------------------------------------------------
     def _drive(self, steps: Steps) -> Any:
@@ -337,7 +379,9 @@ class JudgedReward:
             return rewards
         return [self.fallback if r is None else r for r in rewards]
 
-    def _log(self, kwargs: Mapping[str, Any], extras: Mapping[str, list[Any]], metrics: Mapping[str, float | None]) -> None:
+    def _log(self, kwargs: Mapping[str, Any], extras: Mapping[str, list[Any]],
+             metrics: Mapping[str, float | None]) -> dict[str, float]:
+        """Log a batch's per-row ``extras`` and ``metrics`` to the trainer; returns the metrics logged."""
         stats = {k: float(v) for k, v in metrics.items() if v is not None}
         self.last_stats = stats
         log_extra, log_metric = kwargs.get("log_extra"), kwargs.get("log_metric")
@@ -350,9 +394,10 @@ class JudgedReward:
                     log_metric(f"rewards/{self.__name__}/{metric}", value)
         except Exception as err:  # logging must never cost a training step
             logger.warning("%s: could not log to the trainer: %s", self.__name__, err)
+        return stats
 
     @staticmethod
-    def _lengths(rows: RewardRows) -> list[int | None]:
+    def _lengths(rows: JudgeInputs) -> list[int | None]:
         """Each completion's length in characters of the text the judge reads (token counts would
         serve as well: only ranks within a batch and z-scores within a group are used)."""
         return [None if r is None else len(r) for r in rows.responses]
@@ -382,7 +427,7 @@ class JudgedReward:
             "score_mass_mean": sum(masses) / len(masses) if masses else None,
         }
 
-    def _penalise_length(self, rewards: list[float | None], rows: RewardRows,
+    def _penalise_length(self, rewards: list[float | None], rows: JudgeInputs,
                          lengths: Sequence[int | None]) -> list[float | None]:
         """Group-relative length penalty (``length_penalty`` > 0): within each prompt group, a
         completion loses ``length_penalty`` times its length's z-score among its siblings, so a

@@ -1,6 +1,7 @@
 """Rewards built from configuration: the recipes' :data:`RewardArguments` (flat options read by
-``trl.TrlParser``), plain mappings (YAML, the PPO adapters) and the environment. All of them are
-generated from :mod:`prometheus_reward.config`, so an option and its default exist once.
+``trl.TrlParser``), plain mappings (YAML, the PPO adapters, :func:`prometheus_reward.config.from_env`).
+All of them are generated from :mod:`prometheus_reward.config`, so an option and its default exist
+once; the shape is looked up by ``reward_type`` in :data:`~prometheus_reward.registry.REWARD_SHAPES`.
 
 Example:
     >>> args = RewardArguments(judge_model="embedded:tiny-random", judge_max_new_tokens=8)
@@ -14,19 +15,10 @@ from __future__ import annotations
 import logging
 from typing import Any, Mapping
 
-from ..config import (
-    JudgeConfig,
-    JudgingConfig,
-    RewardConfig,
-    flat_dataclass,
-    from_env,
-    from_mapping,
-    from_object,
-    options,
-)
-from .absolute import AsyncRubricReward, RubricReward
-from .base import JudgedReward
-from .pairwise import AsyncPairwiseReward, Layout, PairwiseReward
+from ..config import JudgeConfig, JudgingConfig, RewardConfig, flat_dataclass, from_mapping, from_object, options
+from ..registry import REWARD_SHAPES
+from .base import JudgedReward, judge_config_of
+from .pairwise import Layout
 
 logger = logging.getLogger("prometheus_reward.rewards")
 
@@ -43,43 +35,20 @@ RewardArguments.__module__ = __name__
 
 def make_reward(judge: Any, judging: JudgingConfig | None = None, reward: RewardConfig | None = None,
                 layout: Layout = "group") -> JudgedReward:
-    """The reward function the configs describe (``layout`` for pairwise rewards: ``group`` for
-    GRPO/RLOO, ``online_dpo`` for OnlineDPOTrainer). ``judge`` is a Judge, a JudgeConfig, its
-    dict or a model id; a config is built lazily, on the first call, in the process that calls."""
+    """The reward function the configs describe: the shape ``reward.reward_type`` names in
+    :data:`~prometheus_reward.registry.REWARD_SHAPES` builds it (``layout`` for pairwise rewards:
+    ``group`` for GRPO/RLOO, ``online_dpo`` for OnlineDPOTrainer). ``judge`` is a Judge, a
+    JudgeConfig, its dict or a model id; a config is built lazily, on the first call, in the
+    process that calls."""
     judging = judging or JudgingConfig()
     reward = reward or RewardConfig()
-    common: dict[str, Any] = dict(
-        rubric=reward.rubric, reference_answer=reward.reference_answer, mode=judging.mode, samples=judging.samples,
-        sampling=judging.sampling_overrides(), fallback=reward.fallback, name=reward.name, timeout=reward.timeout,
-        checklist_aggregation=judging.checklist_aggregation,
-        rubric_column=reward.rubric_column, reference_column=reward.reference_column, log_feedback=reward.log_feedback,
-    )
-    if reward.reward_type == "absolute":
-        cls = AsyncRubricReward if reward.async_reward else RubricReward
-        return cls(judge, normalize=reward.normalize, length_penalty=reward.length_penalty, **common)
-    pairwise = dict(anchor=reward.pairwise_anchor, transform=reward.pairwise_transform,
-                    pairs_per_completion=reward.pairs_per_completion)
-    common.pop("checklist_aggregation")  # a pairwise judgment weighs a checklist as a whole
-    if reward.async_reward and layout == "group":
-        return AsyncPairwiseReward(judge, **pairwise, **common)
-    return PairwiseReward(judge, layout=layout, **pairwise, **common)
+    return REWARD_SHAPES.get(reward.reward_type)(judge, judging, reward, layout)
 
 
 def build_reward(args: Any, layout: Layout = "group") -> JudgedReward:
     """The reward a recipe's :data:`RewardArguments` describe (judge built lazily)."""
     return make_reward(from_object(JudgeConfig, args, flat=True), from_object(JudgingConfig, args, flat=True),
                        from_object(RewardConfig, args, flat=True), layout)
-
-
-def judge_config_from(value: Any, where: str = "judge") -> JudgeConfig:
-    """A :class:`JudgeConfig` from a config section: a JudgeConfig, its dict, or a model id."""
-    if isinstance(value, JudgeConfig):
-        return value
-    if isinstance(value, str):
-        return JudgeConfig(model=value)
-    if isinstance(value, Mapping):
-        return from_mapping(JudgeConfig, {k: v for k, v in value.items() if v is not None}, where)
-    raise TypeError(f"{where}: expected a mapping or a model id, got {type(value).__name__}")
 
 
 def reward_from_config(config: Mapping[str, Any], layout: Layout = "group", **overrides: Any) -> JudgedReward:
@@ -106,12 +75,8 @@ def reward_from_config(config: Mapping[str, Any], layout: Layout = "group", **ov
     judging = from_mapping(JudgingConfig, {**{k: v for k, v in config.items() if k in judging_names}, **sampling},
                            "reward config")
     reward = from_mapping(RewardConfig, {k: v for k, v in config.items() if k in reward_names}, "reward config")
-    return make_reward(judge_config_from(judge) if not hasattr(judge, "grade") else judge, judging, reward, layout)
-
-
-def reward_config_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The reward config the environment describes (see :func:`prometheus_reward.config.from_env`)."""
-    return from_env(environ)
+    return make_reward(judge if hasattr(judge, "grade") else judge_config_of(judge, "reward config: judge"), judging, reward,
+                       layout)
 
 
 def with_ppo_fallback(reward: JudgedReward) -> JudgedReward:

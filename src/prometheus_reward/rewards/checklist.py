@@ -22,7 +22,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..checklist import Checklist, coerce_criteria
+from ..config import JudgingConfig, RewardConfig
 from .absolute import RubricReward
+from .base import config_options
 
 
 class ChecklistReward(RubricReward):
@@ -35,10 +37,11 @@ class ChecklistReward(RubricReward):
         aggregation: ``explicit`` (default: each checklist's own) or ``implicit``.
         min_items_frac: explicit aggregation: the share of the total |weight| that must be scored
             (default: the checklist's own, 1.0 unless it says otherwise).
-        **options: every other :class:`~prometheus_reward.rewards.RubricReward` option.
+        **options: every other :class:`~prometheus_reward.rewards.RubricReward` option (as keywords).
     """
 
     _default_prefix = "prometheus_checklist"
+    shape = "checklist"
 
     def __init__(self, judge: Any, checklist: Any = None, *, aggregation: str | None = None,
                  min_items_frac: float | None = None, **options: Any):
@@ -49,4 +52,15 @@ class ChecklistReward(RubricReward):
                                  "rubric; use RubricReward for a rubric")
             if min_items_frac is not None:
                 checklist = Checklist(checklist.items, checklist.name, checklist.aggregation, min_items_frac)
-        super().__init__(judge, checklist, checklist_aggregation=aggregation, **options)
+        if aggregation is not None or "checklist_aggregation" not in options:
+            options["checklist_aggregation"] = aggregation
+        super().__init__(judge, checklist, **options)
+
+
+def build_checklist_reward(judge: Any, judging: JudgingConfig, reward: RewardConfig,
+                           layout: str = "group") -> ChecklistReward:
+    """The ``checklist`` reward shape: a :class:`ChecklistReward` over ``reward.rubric`` (a
+    checklist file or mapping; None when every row brings its own), aggregated as
+    ``judging.checklist_aggregation`` says."""
+    options = config_options(judging, reward, "rubric", "checklist_aggregation")
+    return ChecklistReward(judge, reward.rubric, aggregation=judging.checklist_aggregation, **options)

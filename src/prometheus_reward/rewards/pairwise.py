@@ -18,109 +18,36 @@ is a win probability. Two layouts, two classes:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import math
-import random
 import time
 from collections import defaultdict
-from itertools import combinations
 from typing import Any, Literal, Mapping, Sequence
 
-from ..config import PAIRWISE_ANCHORS, PAIRWISE_TRANSFORMS, JudgingConfig, RewardConfig
+from ..config import JudgingConfig, RewardConfig
 from ..grades import Preference
-from ..rows import group_key
+from ..rows import JudgeInputs, group_key
 from ..scoring import pairwise_reward
-from .base import JudgeCall, JudgedReward, RewardRows, Steps, finite
+from ..tournament import tournament_pairs, tournament_strengths
+from .base import JudgeCall, JudgedReward, Steps, _config_field, config_options, finite
+from .contract import GROUPS, PAIRS, ROWS, RewardBatch, ScoredRow, TournamentRecord
 
 Layout = Literal["online_dpo", "group"]
 Anchor = Literal["auto", "reference", "group", "tournament"]
-
-
-def tournament_pairs(members: Sequence[int], k: int | None, seed: str = "") -> list[tuple[int, int]]:
-    """The comparisons of one group: every pair when ``k`` is None or reaches ``len - 1``;
-    otherwise a balanced circular design over a seeded shuffle of the members, in which each
-    completion meets its ``ceil(k/2)`` neighbours on either side (``2 * ceil(k/2)`` comparisons
-    each, ``len * ceil(k/2)`` in all). The shuffle is seeded by ``seed`` (the group's prompt), so
-    every rank draws the same design.
-
-    Example:
-        >>> len(tournament_pairs(range(8), None)), len(tournament_pairs(range(8), 2)), len(tournament_pairs(range(8), 4))
-        (28, 8, 16)
-    """
-    members = list(members)
-    m = len(members)
-    if m < 2:
-        return []
-    if k is None or k >= m - 1:
-        return list(combinations(members, 2))
-    order = members[:]
-    random.Random(hashlib.sha256(seed.encode()).hexdigest()).shuffle(order)
-    pairs: set[tuple[int, int]] = set()
-    for step in range(1, math.ceil(k / 2) + 1):
-        for pos in range(m):
-            a, b = order[pos], order[(pos + step) % m]
-            pairs.add((min(a, b), max(a, b)))
-    return sorted(pairs)
-
-
-def tournament_strengths(groups: Any, matches: Sequence[tuple[int, int]], prefs: Sequence[Preference | None],
-                         n: int) -> tuple[list[float | None], dict[int, int], list[bool]]:
-    """Each row's within-group strength from its matches: soft wins (row i beat row j with weight
-    p(i better than j), both orders averaged), a Bradley-Terry fit per group
-    (:func:`prometheus_reward.rerank.bradley_terry`), and the fitted probability of beating a
-    random other member of the group (in (0, 1): 0.5 is average). An unscorable match drops out of
-    the fit rather than counting as a loss; a row with no scored match gets None. Returns
-    (strength per row, matches scored per row, each scored match's order consistency)."""
-    from ..rerank import bradley_terry
-
-    probs: list[float | None] = [None] * n
-    played: dict[int, int] = defaultdict(int)
-    consistent: list[bool] = []
-    for members in groups:
-        members = list(members)
-        index = {row: k for k, row in enumerate(members)}
-        wins = [[0.0] * len(members) for _ in members]
-        for (i, j), pref in zip(matches, prefs):
-            if i not in index or pref is None or pref.prob_a is None or not math.isfinite(pref.prob_a):
-                continue
-            wins[index[i]][index[j]] += pref.prob_a
-            wins[index[j]][index[i]] += 1.0 - pref.prob_a
-            played[i] += 1
-            played[j] += 1
-            consistent.append(pref.consistent)
-        scored = [k for k, row in enumerate(members) if played[row]]
-        if len(scored) < 2:
-            continue
-        strengths = bradley_terry([[wins[a][b] for b in scored] for a in scored])
-        for a, s_a in zip(scored, strengths):
-            others = [s_b for b, s_b in zip(scored, strengths) if b != a]
-            probs[members[a]] = sum(1.0 / (1.0 + math.exp(s_b - s_a)) for s_b in others) / len(others)
-    return probs, played, consistent
-
-
-def tournament_judgments(group_size: int, k: int | None) -> int:
-    """Evaluator calls one group of ``group_size`` completions costs: every comparison is judged in
-    both orders, so ``2 * group_size * (group_size - 1) / 2`` for all pairs, or
-    ``2 * group_size * ceil(k / 2)`` for the circular design.
-
-    Example:
-        >>> tournament_judgments(8, None), tournament_judgments(8, 2), tournament_judgments(8, 4)
-        (56, 16, 32)
-    """
-    return 2 * len(tournament_pairs(range(group_size), k))
 
 
 class PairwiseReward(JudgedReward):
     """Pairwise (A vs B) judgments as a reward; see the module for the layouts.
 
     Args:
-        judge, rubric, reference_answer, mode, fallback, name, samples, sampling, timeout,
-        rubric_column, reference_column, log_feedback: as in :class:`~prometheus_reward.rewards.RubricReward`.
+        judge, rubric, reference_answer, mode, fallback, name, **options: as in
+            :class:`~prometheus_reward.rewards.RubricReward` (``samples``, ``sampling``, ``timeout``,
+            ``rubric_column``, ``reference_column``, ``log_feedback``...).
         layout: ``online_dpo`` (:class:`OnlineDPOPairwiseReward`, the default) or ``group``
             (:class:`GroupPairwiseReward`).
         anchor: group layout: ``auto``, ``reference``, ``group`` or ``tournament``.
         pairs_per_completion: tournament: comparisons per completion (None: all pairs); see
-            :func:`tournament_pairs`.
+            :func:`prometheus_reward.tournament.tournament_pairs`.
         transform: ``prob`` (p), ``symmetric`` (2p - 1) or ``logit`` (log-odds).
 
     Example:
@@ -130,6 +57,8 @@ class PairwiseReward(JudgedReward):
     """
 
     _default_prefix = "prometheus_pairwise"
+    shape = "pairwise"
+    value_name = "win_prob"
     layout: str = "online_dpo"
 
     def __new__(cls, *args: Any, layout: Layout | None = None, **kwargs: Any) -> "PairwiseReward":
@@ -151,50 +80,37 @@ class PairwiseReward(JudgedReward):
         transform: str = RewardConfig.pairwise_transform,
         fallback: float | None = None,
         name: str | None = None,
-        *,
-        samples: int = JudgingConfig.samples,
-        sampling: Mapping[str, Any] | None = None,
-        timeout: float | None = None,
-        rubric_column: str = "rubric",
-        reference_column: str = "reference_answer",
-        log_feedback: bool = True,
-        pairs_per_completion: int | None = None,
+        **options: Any,
     ):
         if layout is not None and layout != self.layout:
             raise ValueError(f"{type(self).__name__} has layout {self.layout!r}, not {layout!r}")
-        if anchor not in PAIRWISE_ANCHORS:
-            raise ValueError(f"unknown anchor {anchor!r}; choose one of {PAIRWISE_ANCHORS}")
-        if transform not in PAIRWISE_TRANSFORMS:
-            raise ValueError(f"unknown transform {transform!r}; choose one of {PAIRWISE_TRANSFORMS}")
-        super().__init__(
-            judge, rubric=rubric, reference_answer=reference_answer, mode=mode, samples=samples, sampling=sampling,
-            fallback=fallback, name=name, timeout=timeout, rubric_column=rubric_column,
-            reference_column=reference_column, log_feedback=log_feedback,
-        )
-        if anchor == "tournament" and self.layout != "group":
+        super().__init__(judge, rubric=rubric, reference_answer=reference_answer, pairwise_anchor=anchor, mode=mode,
+                         pairwise_transform=transform, fallback=fallback, name=name, **options)
+        if self.anchor == "tournament" and self.layout != "group":
             raise ValueError("anchor='tournament' ranks the completions of a group: use layout='group'")
-        if pairs_per_completion is not None and pairs_per_completion < 1:
-            raise ValueError("pairs_per_completion must be at least 1 (or None for all pairs)")
-        self.anchor = anchor
-        self.transform = transform
-        self.pairs_per_completion = pairs_per_completion
         self.last_preferences: list[Preference | None] = []
+
+    def _shape_of(self, options: Mapping[str, Any]) -> str:
+        return "tournament" if options.get("pairwise_anchor") == "tournament" else "pairwise"
+
+    anchor = _config_field("pairwise_anchor", "which anchor each completion is compared with (group layout)")
+    transform = _config_field("pairwise_transform", "how a win probability becomes a reward")
+    pairs_per_completion = _config_field("pairs_per_completion", "tournament: comparisons per completion")
 
     @property
     def neutral_reward(self) -> float:
         """The reward of an even match (p = 0.5)."""
         return float(pairwise_reward(0.5, self.transform))  # type: ignore[arg-type]
 
+    @property
+    def needs(self) -> str:
+        return PAIRS
+
     def __getnewargs_ex__(self) -> tuple[tuple, dict[str, Any]]:
         return (), {"layout": self.layout}
 
-    def __call__(self, prompts: Sequence[Any] | None = None, completions: Sequence[Any] = (), completion_ids: Any = None,
-                 **kwargs: Any) -> list[float | None]:
-        """Rewards for ``completions`` (see the layouts). Never raises on judge trouble."""
-        return self._drive(self._steps(prompts, completions, kwargs))
-
     # -- pairing: what each layout judges -------------------------------------------------------------------
-    def _pairs(self, rows: RewardRows) -> tuple[list[str | None], list[int], list[str], list[int]]:
+    def _pairs(self, rows: JudgeInputs) -> tuple[list[str | None], list[int], list[str], list[int]]:
         """(per-row errors, rows judged, their anchor texts, rows that tie with their anchor)."""
         raise NotImplementedError
 
@@ -219,9 +135,9 @@ class PairwiseReward(JudgedReward):
                 prefs = result
         return self._finish(rows, errors, judged, ties, prefs, failure, time.perf_counter() - start, kwargs)
 
-    def _finish(self, rows: RewardRows, errors: list[str | None], judged: list[int], ties: list[int],
+    def _finish(self, rows: JudgeInputs, errors: list[str | None], judged: list[int], ties: list[int],
                 prefs: list[Preference] | None, failure: str | None, seconds: float,
-                kwargs: Mapping[str, Any]) -> list[float | None]:
+                kwargs: Mapping[str, Any]) -> RewardBatch:
         n = len(errors)
         probs: list[float | None] = [None] * n
         row_prefs: list[Preference | None] = [None] * n
@@ -251,7 +167,7 @@ class PairwiseReward(JudgedReward):
                  ("[tie with the anchor]" if i in tied else f"[unscorable] {errors[i]}"))
                 for i in range(n)
             ]
-        self._log(kwargs, extras, {
+        stats = self._log(kwargs, extras, {
             "unscorable_frac": (n - len(scored)) / n if n else 0.0,
             "win_prob_mean": sum(scored) / len(scored) if scored else None,
             "consistent_frac": sum(p.consistent for p in judged_prefs) / len(judged_prefs) if judged_prefs else None,
@@ -259,10 +175,18 @@ class PairwiseReward(JudgedReward):
             "judge_seconds": seconds,
             **self._monitors(rewards, self._lengths(rows), row_prefs),
         })
-        return self._apply_fallback(rewards)
+        final = self._apply_fallback(rewards)
+        tied = set(ties)
+        scored_rows = [
+            ScoredRow(final[i], probs[i], None if probs[i] is not None else errors[i], row_prefs[i],
+                      bool(row_prefs[i] is not None and row_prefs[i].truncated),  # type: ignore[union-attr]
+                      "tie" if i in tied else getattr(row_prefs[i], "source", None))
+            for i in range(n)
+        ]
+        return RewardBatch(final, scored_rows, self.value_name, failure, len(judged), stats)
 
 
-def _groups(rows: RewardRows, errors: Sequence[str | None]) -> dict[str, list[int]]:
+def _groups(rows: JudgeInputs, errors: Sequence[str | None]) -> dict[str, list[int]]:
     """The usable rows by prompt identity (a group may be split across ranks: positions say nothing)."""
     groups: dict[str, list[int]] = defaultdict(list)
     for i in range(len(rows)):
@@ -277,7 +201,7 @@ class OnlineDPOPairwiseReward(PairwiseReward):
 
     layout = "online_dpo"
 
-    def _pairs(self, rows: RewardRows) -> tuple[list[str | None], list[int], list[str], list[int]]:
+    def _pairs(self, rows: JudgeInputs) -> tuple[list[str | None], list[int], list[str], list[int]]:
         n = len(rows)
         errors = list(rows.errors)
         if n % 2:
@@ -316,16 +240,28 @@ class GroupPairwiseReward(PairwiseReward):
 
     layout = "group"
 
-    def _pairs(self, rows: RewardRows) -> tuple[list[str | None], list[int], list[str], list[int]]:
+    @property
+    def needs(self) -> str:
+        """``anchor="reference"`` and ``"auto"`` judge each row against its reference: rows; the
+        group anchor and the tournament need whole groups."""
+        return ROWS if self.anchor in ("reference", "auto") else GROUPS
+
+    def _pairs(self, rows: JudgeInputs) -> tuple[list[str | None], list[int], list[str], list[int]]:
         errors = list(rows.errors)
         groups = _groups(rows, errors)
         judged, anchors, ties = [], [], []
+        # an engine that delivers single rows (PPO) has no group to fall back on under "auto"
+        rows_only = self._engine_delivers is not None and GROUPS not in self._engine_delivers
         for members in groups.values():
             pick = min(members, key=lambda j: (hashlib.sha256((rows.responses[j] or "").encode()).hexdigest(), j))
             for i in members:
                 reference = rows.references[i]
                 if self.anchor == "reference" and reference is None:
                     errors[i] = f"row {i}: field '{self.reference_column}' is empty and anchor='reference' needs it"
+                    continue
+                if rows_only and reference is None:
+                    errors[i] = (f"row {i}: field '{self.reference_column}' is empty, and anchor='auto' has no other "
+                                 "completion of the prompt to compare with in an engine that scores rows one by one")
                     continue
                 anchor = reference if reference is not None and self.anchor in ("reference", "auto") else rows.responses[pick]
                 if anchor == rows.responses[i]:
@@ -373,7 +309,7 @@ class GroupPairwiseReward(PairwiseReward):
         if self.log_feedback:
             extras["feedback"] = [f"[tournament] won {probs[i]:.2f} of its expected matches over {played[i]} comparisons"
                                   if probs[i] is not None else f"[unscorable] {errors[i]}" for i in range(n)]
-        self._log(kwargs, extras, {
+        stats = self._log(kwargs, extras, {
             "unscorable_frac": (n - len(scored_probs)) / n if n else 0.0,
             "strength_mean": sum(scored_probs) / len(scored_probs) if scored_probs else None,
             "consistent_frac": sum(consistent) / len(consistent) if consistent else None,
@@ -381,7 +317,18 @@ class GroupPairwiseReward(PairwiseReward):
             "judge_seconds": time.perf_counter() - start,
             **self._monitors(rewards, self._lengths(rows), list(prefs or [])),
         })
-        return self._apply_fallback(rewards)
+        final = self._apply_fallback(rewards)
+        records = [TournamentRecord(probs[i], played[i]) for i in range(n)]
+        for (i, j), pref in zip(matches, prefs or [None] * len(matches)):
+            for me, other in ((i, j), (j, i)):
+                records[me].opponents.append(other)
+                records[me].preferences.append(pref)
+        scored_rows = [
+            ScoredRow(final[i], probs[i], None if probs[i] is not None else errors[i], records[i],
+                      any(bool(p is not None and p.truncated) for p in records[i].preferences), "tournament")
+            for i in range(n)
+        ]
+        return RewardBatch(final, scored_rows, "strength", failure, len(matches), stats)
 
 
 class AsyncPairwiseReward(GroupPairwiseReward):
@@ -390,7 +337,27 @@ class AsyncPairwiseReward(GroupPairwiseReward):
 
     async def __call__(self, prompts: Sequence[Any] | None = None, completions: Sequence[Any] = (),  # type: ignore[override]
                        completion_ids: Any = None, **kwargs: Any) -> list[float | None]:
-        return await self._adrive(self._steps(prompts, completions, kwargs))
+        return (await self.ascore_batch(prompts, completions, **kwargs)).rewards
 
 
 _LAYOUTS: dict[str, type[PairwiseReward]] = {"online_dpo": OnlineDPOPairwiseReward, "group": GroupPairwiseReward}
+
+
+def build_pairwise_reward(judge: Any, judging: JudgingConfig, reward: RewardConfig,
+                          layout: Layout = "group") -> PairwiseReward:
+    """The ``pairwise`` reward shape: ``layout`` picks the class (``group``: GRPO/RLOO, async with
+    ``async_reward``; ``online_dpo``: OnlineDPOTrainer); ``pairwise_anchor`` the anchor (old
+    configs rank a group with ``pairwise_anchor: tournament``). A pairwise judgment weighs a
+    checklist as a whole, so ``checklist_aggregation`` is not passed on."""
+    options = config_options(judging, reward, "pairwise_anchor", "pairwise_transform", "checklist_aggregation")
+    common = dict(anchor=reward.pairwise_anchor, transform=reward.pairwise_transform, **options)
+    if reward.async_reward and layout == "group":
+        return AsyncPairwiseReward(judge, **common)
+    return PairwiseReward(judge, layout=layout, **common)
+
+
+def build_tournament_reward(judge: Any, judging: JudgingConfig, reward: RewardConfig,
+                            layout: Layout = "group") -> PairwiseReward:
+    """The ``tournament`` reward shape: the completions of each prompt group compared with each
+    other (``pairs_per_completion`` each) and rewarded by their Bradley-Terry strength."""
+    return build_pairwise_reward(judge, judging, dataclasses.replace(reward, pairwise_anchor="tournament"), layout)

@@ -14,9 +14,12 @@ Endpoints:
       within-group Bradley-Terry strength of a pairwise tournament (rows sharing a prompt are a group).
     - ``GET /health`` and ``GET /metrics`` (JSON; ``?format=prometheus`` for the text format).
 
-Rewards in ``/get_reward`` must be floats (OpenRLHF builds a tensor from them): an unscorable
-row gets ``unscorable_reward`` (default: the normaliser's neutral value, a score of 3, never the
-worst reward) and is flagged in ``extra_logs["unscorable"]``.
+The endpoints score through the reward classes (:mod:`prometheus_reward.rewards`): ``/get_reward``
+through the configured shape (``reward_type``: rubric, checklist, or pairwise against the reference),
+``/grade`` through a rubric reward, ``/group_reward`` through the tournament; their judge calls go
+through the micro-batcher. Rewards in ``/get_reward`` must be floats (OpenRLHF builds a tensor from
+them): an unscorable row gets the reward config's ``fallback`` (default: the neutral value, a score
+of 3, never the worst reward) and is flagged in ``extra_logs["unscorable"]``.
 
 Example:
     >>> from prometheus_reward import Judge
@@ -29,10 +32,9 @@ from __future__ import annotations
 
 import hmac
 import logging
-import threading
 import time
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import fields, replace
 from typing import Any, Literal, Union
 
 from fastapi import FastAPI, HTTPException, Request
@@ -40,12 +42,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..adapters.protocol import instruction_of, label_fields, split_query
+from ..adapters.protocol import openrlhf_rows
 from ..config import JudgingConfig, RewardConfig, from_mapping
-from ..rows import RowError, RubricColumn, prompt_text
-from ..rubric import Rubric
-from ..scoring import NORMALIZE_METHODS, Normalizer
+from ..rows import RowError, RubricColumn, column
 from .batching import MicroBatcher
+from .config import ServerConfig
 from .metrics import ServerMetrics
 
 logger = logging.getLogger("prometheus_reward.server")
@@ -130,26 +131,6 @@ class CompareRequest(BaseModel):
 
 
 # -- the app ----------------------------------------------------------------------------------------
-@dataclass
-class ServerConfig:
-    """Server knobs (see ``prometheus-reward serve --help``). How rows are judged is a
-    :class:`~prometheus_reward.config.JudgingConfig`; the rubric and normalisation defaults are
-    :class:`~prometheus_reward.config.RewardConfig`'s."""
-
-    judging: JudgingConfig = field(default_factory=JudgingConfig)
-    rubric: Any = RewardConfig.rubric
-    normalize: str = RewardConfig.normalize
-    unscorable_reward: float | None = None
-    labels_as_reference: bool = True
-    token: str | None = None
-    max_batch_rows: int = 64
-    max_batch_tokens: int = 65536
-    max_wait_ms: float = 10.0
-    workers: int = 1
-    max_request_rows: int = 4096
-    max_body_bytes: int = 16 * 2**20
-
-
 class _BodyTooLarge(Exception):
     pass
 
@@ -208,51 +189,116 @@ def _error_location(loc: tuple) -> str:
     return out
 
 
+class _BatchedJudge:
+    """The judge as the rewards see it inside the server: ``agrade`` / ``acompare`` submit their
+    rows to the micro-batcher, which merges concurrent requests into judge calls (the rewards'
+    async driver awaits ``judge.a<method>``)."""
+
+    def __init__(self, judge: Any, batcher: MicroBatcher):
+        self.inner = judge
+        self.batcher = batcher
+        self.config = getattr(judge, "config", None)
+        self.model_id = getattr(judge, "model_id", None)
+
+    def grade(self, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.grade(*args, **kwargs)
+
+    def compare(self, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.compare(*args, **kwargs)
+
+    async def agrade(self, instructions: list[str], responses: list[str], rubric: Any,
+                     reference_answers: Any = None, **options: Any) -> list[Any]:
+        n = len(instructions)
+        rows = [{"instruction": i, "response": r, "rubric": rub, "reference": ref} for i, r, rub, ref in
+                zip(instructions, responses, column(rubric, n, "rubric"), column(reference_answers, n, "reference_answers"))]
+        return await self.batcher.submit("grade", tuple(sorted(options.items())), rows)
+
+    async def acompare(self, instructions: list[str], responses_a: list[str], responses_b: list[str], rubric: Any,
+                       reference_answers: Any = None, **options: Any) -> list[Any]:
+        n = len(instructions)
+        rows = [{"instruction": i, "response_a": a, "response_b": b, "rubric": rub, "reference": ref}
+                for i, a, b, rub, ref in zip(instructions, responses_a, responses_b, column(rubric, n, "rubric"),
+                                             column(reference_answers, n, "reference_answers"))]
+        return await self.batcher.submit("compare", tuple(sorted(options.items())), rows)
+
+
+def _server_config(config: ServerConfig | None, overrides: dict[str, Any]) -> ServerConfig:
+    """``config`` with keyword ``overrides``: JudgingConfig fields (``mode``), RewardConfig fields
+    (``rubric``, ``normalize``, ``fallback``, ``reward_type``) or ServerConfig fields (``token``)."""
+    config = replace(config) if config is not None else ServerConfig()
+    judging_names = {f.name for f in fields(JudgingConfig)}
+    reward_names = {f.name for f in fields(RewardConfig)}
+    judging = {k: overrides.pop(k) for k in list(overrides) if k in judging_names}
+    reward = {k: overrides.pop(k) for k in list(overrides) if k in reward_names}
+    if judging:  # create_app(judge, mode="direct") is a JudgingConfig option
+        config.judging = from_mapping(JudgingConfig, {**config.judging.__dict__, **judging}, "server options")
+    if reward:  # create_app(judge, normalize="symmetric") is a RewardConfig option
+        config.reward = from_mapping(RewardConfig, {**config.reward.__dict__, **reward}, "server options")
+    unknown = sorted(k for k in overrides if k not in {f.name for f in fields(ServerConfig)})
+    if unknown:
+        raise TypeError(f"unknown server option(s) {', '.join(unknown)}")
+    return replace(config, **overrides)
+
+
 def create_app(judge: Any, config: ServerConfig | None = None, **overrides: Any) -> FastAPI:
-    """Build the FastAPI app serving ``judge`` (keyword ``overrides`` set :class:`ServerConfig` fields).
+    """Build the FastAPI app serving ``judge``. Keyword ``overrides`` set
+    :class:`~prometheus_reward.server.config.ServerConfig` fields, or the fields of its
+    :class:`~prometheus_reward.config.JudgingConfig` (``mode``) and
+    :class:`~prometheus_reward.config.RewardConfig` (``rubric``, ``normalize``, ``fallback``,
+    ``reward_type``). Every endpoint but ``/compare`` scores through a reward class
+    (:mod:`prometheus_reward.rewards`): ``/get_reward`` through the configured shape (refused here
+    when it needs whole groups: OpenRLHF sends one sample per request), ``/grade`` through a
+    :class:`~prometheus_reward.rewards.RubricReward`, ``/group_reward`` through the tournament.
 
     Example:
         >>> app = create_app(judge, mode="direct", rubric="helpfulness", token="s3cret")  # doctest: +SKIP
     """
-    config = replace(config) if config is not None else ServerConfig()
-    judging_names = {f.name for f in fields(JudgingConfig)}
-    judging = {k: overrides.pop(k) for k in list(overrides) if k in judging_names}
-    if judging:  # create_app(judge, mode="direct") is a JudgingConfig option
-        config.judging = from_mapping(JudgingConfig, {**config.judging.__dict__, **judging}, "server options")
-    for key, value in overrides.items():
-        if not hasattr(config, key):
-            raise TypeError(f"unknown server option {key!r}")
-        setattr(config, key, value)
-    if config.normalize not in NORMALIZE_METHODS:
-        raise ValueError(f"unknown normalization {config.normalize!r}; choose one of {NORMALIZE_METHODS}")
-    normalizer = Normalizer(config.normalize)  # type: ignore[arg-type]
-    unscorable_reward = normalizer.neutral() if config.unscorable_reward is None else config.unscorable_reward
-    sampling = config.judging.sampling_overrides()
-    normalizer_lock = threading.Lock()  # zscore keeps running statistics; batches may run in parallel
+    from ..adapters.protocol import OPENRLHF_HTTP
+    from ..rewards import make_reward
+
+    config = _server_config(config, dict(overrides))
+    remote = bool(getattr(getattr(judge, "config", None), "is_remote", False))
     metrics = ServerMetrics()
 
     def run_batch(kind: str, options: tuple, rows: list[dict[str, Any]]) -> list[Any]:
         started = time.perf_counter()
-        mode, samples, swap = options
         if kind == "grade":
-            results = judge.grade(
-                [r["instruction"] for r in rows], [r["response"] for r in rows], [r["rubric"] for r in rows],
-                [r["reference"] for r in rows], mode=mode, samples=samples, errors="return", **sampling,
-            )
+            results = judge.grade([r["instruction"] for r in rows], [r["response"] for r in rows],
+                                  [r["rubric"] for r in rows], [r["reference"] for r in rows], **dict(options))
             unscorable = sum(g.value is None for g in results)
         else:
-            results = judge.compare(
-                [r["instruction"] for r in rows], [r["response_a"] for r in rows], [r["response_b"] for r in rows],
-                [r["rubric"] for r in rows], [r["reference"] for r in rows], mode=mode, samples=samples,
-                swap=swap, errors="return", **sampling,
-            )
+            results = judge.compare([r["instruction"] for r in rows], [r["response_a"] for r in rows],
+                                    [r["response_b"] for r in rows], [r["rubric"] for r in rows],
+                                    [r["reference"] for r in rows], **dict(options))
             unscorable = sum(p.prob_a is None for p in results)
         metrics.record_batch(len(rows), time.perf_counter() - started, unscorable)
         return results
 
     batcher = MicroBatcher(run_batch, metrics, max_batch_rows=config.max_batch_rows,
-                           max_batch_tokens=config.max_batch_tokens, max_wait_ms=config.max_wait_ms,
-                           workers=config.workers)
+                           max_batch_tokens=config.max_merge_tokens, max_wait_ms=config.max_wait_ms,
+                           workers=config.workers or (4 if remote else 1))
+    batched_judge = _BatchedJudge(judge, batcher)
+
+    # The rewards, built once per request option set. They run on the event loop (their judge calls
+    # await the batcher), so a running normaliser (zscore) is never updated by two at once; /get_reward
+    # and /grade share one, as they share one rubric.
+    get_reward_reward = make_reward(batched_judge, config.judging, config.reward).for_engine(*OPENRLHF_HTTP)
+    normalizer = getattr(get_reward_reward, "normalizer", None)
+    unscorable_reward = (config.reward.fallback if config.reward.fallback is not None
+                         else get_reward_reward.neutral_reward)
+    rewards: dict[tuple, Any] = {}
+
+    def reward_for(kind: str, mode: str | None, samples: int | None, **changes: Any) -> Any:
+        key = (kind, mode, samples, tuple(sorted(changes.items())))
+        reward = rewards.get(key)
+        if reward is None:
+            judging = replace(config.judging, mode=mode or config.judging.mode,
+                              samples=samples or config.judging.samples)
+            settings = replace(config.reward, reward_type=kind, fallback=None, **changes)
+            reward = rewards[key] = make_reward(batched_judge, judging, settings)
+            if kind == "absolute" and normalizer is not None:
+                reward.normalizer = normalizer
+        return reward
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -262,6 +308,7 @@ def create_app(judge: Any, config: ServerConfig | None = None, **overrides: Any)
 
     app = FastAPI(title="prometheus-reward", lifespan=lifespan)
     app.state.judge, app.state.config, app.state.metrics, app.state.batcher = judge, config, metrics, batcher
+    app.state.reward = get_reward_reward
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
@@ -303,9 +350,11 @@ def create_app(judge: Any, config: ServerConfig | None = None, **overrides: Any)
             metrics.record_request(path, response.status_code, time.perf_counter() - started)
         return response
 
-    rubric_column = RubricColumn(config.rubric)
+    rubric_column = RubricColumn(config.reward.rubric)
 
-    def rubrics_for(values: Any, n: int) -> list[Rubric]:
+    def rubrics_for(values: Any, n: int) -> list[Any]:
+        """Each row's rubric, resolved now: a bad rubric is the request's error (422), not an
+        unscorable row."""
         cells = values if isinstance(values, list) else [values] * n
         try:
             return [rubric_column.resolve(cell, row) for row, cell in enumerate(cells)]
@@ -316,16 +365,12 @@ def create_app(judge: Any, config: ServerConfig | None = None, **overrides: Any)
         if n > config.max_request_rows:
             raise HTTPException(413, f"{n} rows in one request, over the limit of {config.max_request_rows}")
 
-    async def judged(kind: str, options: tuple, rows: list[dict[str, Any]]) -> list[Any]:
-        try:
-            return await batcher.submit(kind, options, rows)
-        except Exception as err:
-            raise HTTPException(500, f"the judge failed on this batch: {type(err).__name__}: {err}") from err
-
-    def rewards_of(grades: list[Any], rubrics: list[Rubric]) -> list[float | None]:
-        values = [g.value for g in grades]
-        with normalizer_lock:
-            return normalizer(values, [r.key for r in rubrics])
+    async def scored(reward: Any, prompts: list[Any], responses: list[Any], references: Any, rubrics: list[Any]) -> Any:
+        batch = await reward.ascore_batch(prompts, responses, **{reward.reference_column: references,
+                                                                 reward.rubric_column: rubrics})
+        if batch.failure is not None:  # the judge itself failed: a server error, not unscorable rows
+            raise HTTPException(500, f"the judge failed on this batch: {batch.failure.removeprefix('judge call failed: ')}")
+        return batch
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -345,26 +390,19 @@ def create_app(judge: Any, config: ServerConfig | None = None, **overrides: Any)
     async def get_reward(body: RewardRequest) -> dict[str, Any]:
         n = len(body.query)
         check_rows(n)
-        prompts = body.prompts or [""] * n
-        labels = body.labels if (body.labels and config.labels_as_reference) else [None] * n
-        fields_of = [label_fields(label, body.rubric) for label in labels]
-        rubrics = rubrics_for([rubric for _, rubric in fields_of], n)
-        rows = []
-        for query, prompt, (reference, _), rubric in zip(body.query, prompts, fields_of, rubrics):
-            # OpenRLHF sends prompt + response as the query; what the judge grades is the rest.
-            rows.append({"instruction": prompt_text(instruction_of(prompt)) or "", "response": split_query(query, prompt),
-                         "rubric": rubric, "reference": reference})
-        grades = await judged("grade", (config.judging.mode, config.judging.samples, True), rows)
-        rewards = rewards_of(grades, rubrics)
-        flags = [float(r is None) for r in rewards]
-        final = [unscorable_reward if r is None else float(r) for r in rewards]
+        labels = body.labels if (body.labels and config.labels_as_reference) else None
+        # OpenRLHF sends prompt + response as the query; what the judge grades is the rest.
+        rows = openrlhf_rows(body.query, body.prompts, labels, body.rubric)
+        batch = await scored(get_reward_reward, rows.prompts, rows.responses, rows.references, rubrics_for(rows.rubrics, n))
+        final = [unscorable_reward if row.unscorable else float(r) for r, row in zip(batch.rewards, batch.rows)]
+        info = batch.info()
         return {
             "rewards": final,
             "scores": final,
             "extra_logs": {
-                "judge_score": [0.0 if g.value is None else float(g.value) for g in grades],
-                "unscorable": flags,
-                "truncated": [float(g.truncated) for g in grades],
+                "judge_score": [0.0 if v is None else float(v) for v in batch.values],
+                "unscorable": info["unscorable"],
+                "truncated": info["truncated"],
             },
         }
 
@@ -372,13 +410,10 @@ def create_app(judge: Any, config: ServerConfig | None = None, **overrides: Any)
     async def grade(body: GradeRequest) -> dict[str, Any]:
         n = len(body.instructions)
         check_rows(n)
-        refs = body.reference_answers if isinstance(body.reference_answers, list) else [body.reference_answers] * n
-        rubrics = rubrics_for(body.rubric, n)
-        rows = [{"instruction": i, "response": r, "rubric": rub, "reference": ref}
-                for i, r, rub, ref in zip(body.instructions, body.responses, rubrics, refs)]
-        grades = await judged("grade", (body.mode or config.judging.mode, body.samples or config.judging.samples, True), rows)
-        rewards = rewards_of(grades, rubrics)
-        return {"grades": [g.to_dict() for g in grades], "rewards": rewards,
+        reward = reward_for("absolute", body.mode, body.samples)
+        batch = await scored(reward, body.instructions, body.responses, body.reference_answers, rubrics_for(body.rubric, n))
+        rewards = [None if row.unscorable else r for r, row in zip(batch.rewards, batch.rows)]
+        return {"grades": [g.to_dict() for g in batch.judgments], "rewards": rewards,
                 "unscorable": sum(r is None for r in rewards)}
 
     @app.post("/group_reward")
@@ -386,25 +421,15 @@ def create_app(judge: Any, config: ServerConfig | None = None, **overrides: Any)
         """Rank the completions of each prompt group by a Bradley-Terry tournament (engines that
         send whole groups): rows with the same prompt form a group; the comparisons go through
         the micro-batcher like any other."""
-        from ..rewards.pairwise import tournament_pairs, tournament_strengths
-        from ..scoring import pairwise_reward
-
         n = len(body.prompts)
         check_rows(n)
-        refs = body.reference_answers if isinstance(body.reference_answers, list) else [body.reference_answers] * n
-        rubrics = rubrics_for(body.rubric, n)
-        groups: dict[str, list[int]] = {}
-        for i, prompt in enumerate(body.prompts):
-            groups.setdefault(prompt, []).append(i)
-        matches = [pair for key, members in groups.items() for pair in tournament_pairs(members, body.pairs_per_completion, key)]
-        rows = [{"instruction": body.prompts[i], "response_a": body.responses[i], "response_b": body.responses[j],
-                 "rubric": rubrics[i], "reference": refs[i]} for i, j in matches]
-        prefs = await judged("compare", (body.mode or config.judging.mode, body.samples or config.judging.samples, True),
-                             rows) if rows else []
-        strengths, played, _ = tournament_strengths(groups.values(), matches, prefs, n)
-        rewards = [None if p is None else pairwise_reward(p, body.transform) for p in strengths]
-        return {"rewards": rewards, "strengths": strengths, "comparisons": [played[i] for i in range(n)],
-                "judgments": 2 * len(matches), "unscorable": sum(r is None for r in rewards)}
+        k = body.pairs_per_completion if body.pairs_per_completion is not None else config.reward.pairs_per_completion
+        reward = reward_for("tournament", body.mode, body.samples, pairs_per_completion=k,
+                            pairwise_transform=body.transform)
+        batch = await scored(reward, body.prompts, body.responses, body.reference_answers, rubrics_for(body.rubric, n))
+        rewards = [None if row.unscorable else r for r, row in zip(batch.rewards, batch.rows)]
+        return {"rewards": rewards, "strengths": batch.values, "comparisons": [j.played for j in batch.judgments],
+                "judgments": 2 * batch.judge_rows, "unscorable": sum(r is None for r in rewards)}
 
     @app.post("/compare")
     async def compare(body: CompareRequest) -> dict[str, Any]:
@@ -412,12 +437,14 @@ def create_app(judge: Any, config: ServerConfig | None = None, **overrides: Any)
         check_rows(n)
         refs = body.reference_answers if isinstance(body.reference_answers, list) else [body.reference_answers] * n
         rubrics = rubrics_for(body.rubric, n)
-        rows = [{"instruction": i, "response_a": a, "response_b": b, "rubric": rub, "reference": ref}
-                for i, a, b, rub, ref in zip(body.instructions, body.responses_a, body.responses_b, rubrics, refs)]
-        prefs = await judged("compare", (body.mode or config.judging.mode, body.samples or config.judging.samples, body.swap), rows)
+        try:
+            prefs = await batched_judge.acompare(
+                body.instructions, body.responses_a, body.responses_b, rubrics, refs, errors="return",
+                mode=body.mode or config.judging.mode, samples=body.samples or config.judging.samples, swap=body.swap,
+                **config.judging.sampling_overrides())
+        except Exception as err:
+            raise HTTPException(500, f"the judge failed on this batch: {type(err).__name__}: {err}") from err
         return {"preferences": [p.to_dict() for p in prefs], "unscorable": sum(p.prob_a is None for p in prefs)}
 
     app.add_middleware(_BodyLimit, limit=config.max_body_bytes, metrics=metrics)
     return app
-
-
