@@ -11,7 +11,7 @@ The template and the rubric are never cut; when the prompt still does not fit,
 
 from __future__ import annotations
 
-from typing import Callable, Literal, Mapping, NamedTuple, Sequence
+from typing import Callable, Literal, NamedTuple, Sequence
 
 Keep = Literal["head", "tail"]
 
