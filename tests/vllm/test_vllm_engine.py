@@ -94,11 +94,23 @@ def test_answer_read_while_generating_is_the_raw_distribution(vllm_backend, pena
         assert forced.probs[3] > 0.5
 
 
-def test_samples_are_reproducible_from_the_engine_seed(vllm_backend):
-    sampling = SamplingParams(max_new_tokens=8)
-    first = vllm_backend.generate(["Once upon a time"], sampling, num_samples=2)[0]
-    assert len(first) == 2 and all(g.completion_tokens > 0 and g.text for g in first)
-    assert all(g.error is None and g.prompt_tokens > 0 for g in first)
+def test_samples_of_a_prompt_are_separate_draws(vllm_backend):
+    samples = vllm_backend.generate(["The capital of France is"], SamplingParams(max_new_tokens=8, seed=5),
+                                    num_samples=3)[0]
+    assert len(samples) == 3 and all(g.completion_tokens > 0 and g.error is None for g in samples)
+    assert len({g.text for g in samples}) > 1, [g.text for g in samples]
+
+
+def test_per_call_seed_goes_to_requests_off_cpu_only(vllm_backend, monkeypatch):
+    """On CPU a seeded request whose prefill is chunked kills the engine (vLLM rewinds its
+    generator with set_offset, which CPU generators lack): there the seed stays engine-level."""
+    from prometheus_reward.backends import vllm as module
+
+    seeded = SamplingParams(seed=5)
+    assert module._on_cpu() and vllm_backend._sampling_params(seeded).seed is None
+    monkeypatch.setattr(module, "_on_cpu", lambda: False)
+    assert vllm_backend._sampling_params(seeded).seed == 5
+    assert vllm_backend._sampling_params(seeded.replace(temperature=0.0)).seed is None  # greedy needs none
 
 
 def test_prefix_caching_reuses_the_shared_prompt(vllm_backend):
@@ -183,3 +195,16 @@ def test_from_pretrained_engine_settings(monkeypatch, embedded_dir, lora_dir):
     assert seen["max_logprobs"] >= 128 and seen["enable_sleep_mode"] is False  # CPU: no sleep mode
     assert seen["model"] == str(embedded_dir) and seen["max_model_len"] == backend.context_length
     assert backend.revision == f"main+{lora_dir}"
+
+
+def test_exact_lengths_ignore_eos(vllm_backend):
+    """Benchmarks give every prompt a planned output length: exactly that many tokens, EOS ignored."""
+    prompts = ["The capital of France is", "One, two, three,"]
+    vllm_backend.exact_lengths = {prompts[0]: 3, prompts[1]: 6}
+    try:
+        gens = vllm_backend.generate(prompts, SamplingParams(max_new_tokens=32, temperature=0.0))
+        with pytest.raises(ValueError, match="cover every prompt"):
+            vllm_backend.generate([prompts[0], "unplanned"], SamplingParams(max_new_tokens=4))
+    finally:
+        vllm_backend.exact_lengths = None
+    assert [g[0].completion_tokens for g in gens] == [3, 6]

