@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create .venv (if needed) and install prometheus-reward into it.
 #   scripts/setup.sh          the package and what it needs to run (make demo)
-#   scripts/setup.sh --test   also the test extras, and the test-only wheels in .test-deps (make test)
+#   scripts/setup.sh --test   also the test extras, the test-only wheels in .test-deps, and .venv-vllm
+#                             for the vLLM engine's tests (scripts/setup-vllm.sh; PR_VLLM=0 skips it) (make test)
 # CPU machines use constraints-cpu.txt (CPU torch); set PR_CONSTRAINTS= to skip it (e.g. on GPUs).
 # A run with the same pyproject.toml, constraints and mode as the last one does nothing.
 set -euo pipefail
@@ -35,8 +36,12 @@ up_to_date() {  # the test install includes the runtime one
   [ -f ".venv/.prometheus-reward-$1" ] && [ "$(cat ".venv/.prometheus-reward-$1")" = "$(stamp_of "$1")" ] \
     && { [ "$1" = runtime ] || [ -f .test-deps/.installed ]; }
 }
+vllm_env() {  # test mode: the vLLM tests' own venv (its pins differ from .venv's)
+  if [ "$MODE" = test ] && [ "${PR_VLLM:-1}" != 0 ]; then bash scripts/setup-vllm.sh; fi
+}
 if up_to_date "$MODE" || { [ "$MODE" = runtime ] && up_to_date test; }; then
   echo "setup ($MODE): .venv is up to date"
+  vllm_env
   exit 0
 fi
 
@@ -50,3 +55,4 @@ else
 fi
 stamp_of "$MODE" > ".venv/.prometheus-reward-$MODE"
 echo "setup ($MODE): done"
+vllm_env
