@@ -16,7 +16,16 @@ from conftest import ScriptedBackend
 
 from prometheus_reward import Judge
 from prometheus_reward.cached import CachedJudge, judge_identity, judgment_key, sampling_identity
-from prometheus_reward.config import ConfigError, JudgeConfig, from_env, from_mapping, option, options, split_flat
+from prometheus_reward.config import (
+    ConfigError,
+    JudgeConfig,
+    from_env,
+    from_mapping,
+    from_object,
+    option,
+    options,
+    split_flat,
+)
 from prometheus_reward.registry import ENGINES
 
 TOY_ENGINE = '''
@@ -75,7 +84,13 @@ def test_engine_from_the_command_line_the_recipes_and_the_environment():
         parser.parse_args(["--engine", "tpu"])
     with pytest.raises(UserError, match="^--engine 'openai' needs base_urls"):
         config_from(JudgeConfig, parser.parse_args(["--engine", "openai"]))
-    # recipes (flat judge_ names) and verl reward_kwargs
+    # recipes (flat judge_ names, read by TrlParser) and verl reward_kwargs
+    from trl import TrlParser
+
+    (recipe,) = TrlParser((RewardArguments,)).parse_args_and_config(
+        ["--judge_engine", "openai", "--judge_base_urls", "http://a:1", "http://b:2"])
+    recipe_config = from_object(JudgeConfig, recipe, flat=True)
+    assert recipe_config.engine_name == "openai" and recipe_config.base_urls == ("http://a:1", "http://b:2")
     assert RewardArguments(judge_engine="vllm").judge_engine == "vllm"
     assert split_flat({"judge_engine": "vllm"})[JudgeConfig] == {"engine": "vllm"}
     # the environment
@@ -229,9 +244,12 @@ def test_replaced_judge_misses_the_cache_and_the_original_hits(tmp_path):
     judge.grade(["q"], ["r"], "helpfulness", mode="generate")
     judge.grade(["q"], ["r"], "helpfulness", mode="generate")
     assert backend.calls == 1
-    other = CachedJudge(judge.judge.replace(strip_reasoning=False), judge.cache)
+    other = judge.replace(strip_reasoning=False)
+    assert isinstance(other, CachedJudge) and other.cache is judge.cache and not other.judge.strip_reasoning
     other.grade(["q"], ["r"], "helpfulness", mode="generate")
     assert backend.calls == 2
+    judge.grade(["q"], ["r"], "helpfulness", mode="generate")
+    assert backend.calls == 2 and judge.stats()["hits"] == 2
 
 
 # -- docs ---------------------------------------------------------------------------------------------------------

@@ -285,6 +285,11 @@ class CachedJudge:
     def __repr__(self) -> str:
         return f"CachedJudge({self.judge!r}, cache={self.cache.path!r})"
 
+    def replace(self, **changes: Any) -> "CachedJudge":
+        """:meth:`Judge.replace <prometheus_reward.judge.Judge.replace>`, still through this cache
+        (the new rules give new keys)."""
+        return CachedJudge(self.judge.replace(**changes), self.cache)
+
     def grade(self, instructions: Sequence[Any], responses: Sequence[Any], rubric: Any,
               reference_answers: Any = None, mode: str = JudgingConfig.mode, samples: int = 1,
               errors: str = "raise", checklist_aggregation: str | None = None, **sampling: Any) -> list[Grade]:

@@ -131,7 +131,7 @@ class Judge:
         return new
 
     def __repr__(self) -> str:
-        return f"Judge({self.backend.model_id!r}, engine={self._config.engine_name!r})"
+        return f"Judge({self.backend.model_id!r}, backend={type(self.backend).__name__})"
 
     # -- constructors ------------------------------------------------------------------------------
     @classmethod
