@@ -114,6 +114,16 @@ def test_judge_from_config_asks_the_registry_for_the_openai_backend(monkeypatch)
     backend.close()
 
 
+def test_every_built_in_engine_builds_its_backend_from_a_config():
+    from prometheus_reward.backends.base import Backend
+
+    for name in ("transformers", "openai"):
+        engine = ENGINES.get(name)
+        assert issubclass(engine, Backend) and engine.from_config.__func__ is not Backend.from_config.__func__
+    with pytest.raises(NotImplementedError, match="ScriptedBackend has no from_config"):
+        ScriptedBackend.from_config(JudgeConfig())
+
+
 # -- a new engine is one file plus its registration --------------------------------------------------------------
 def test_a_registered_toy_engine_builds_judges_everywhere_engines_are_named(toy_engine, tmp_path):
     judge = Judge.from_config({"engine": "toy", "model": "toy-judge", "max_retries": 0})

@@ -125,9 +125,8 @@ class JudgeConfig:
         dataclasses.FrozenInstanceError: cannot assign to field 'min_score_mass'
     """
 
-    engine: str = option(AUTO_ENGINE, "what runs the evaluator: a registered engine (transformers: load it in this "
-                         "process; openai: the servers at base_urls; vllm: load it in this process with vLLM) or "
-                         "auto (openai when base_urls is set, else transformers)", choices=_engine_choices,
+    engine: str = option(AUTO_ENGINE, "what runs the evaluator: a registered engine (prometheus_reward.registry.ENGINES) "
+                         "or auto: openai when base_urls is set, else transformers", choices=_engine_choices,
                          backend=True)
     model: str = option(DEFAULT_EVALUATOR, "evaluator: hub id, local folder, 'embedded' (Gemma-3-270M smoke model) "
                         "or 'embedded:tiny-random'; with base_urls, the served model name", backend=True)
