@@ -48,7 +48,7 @@ class BestOfNArguments:
 def main(args: BestOfNArguments, judge_args: Any):
     import torch
 
-    from prometheus_reward import CachedJudge
+    from prometheus_reward import CachedJudge, Judge
     from prometheus_reward.config import from_object
     from prometheus_reward.io import read_rows
     from prometheus_reward.best_of_n import load_policy, write_best_of_n
@@ -56,7 +56,7 @@ def main(args: BestOfNArguments, judge_args: Any):
     torch.manual_seed(args.seed)
     rows = read_rows(args.input, args.limit)
     policy, tokenizer = load_policy(args.policy, dtype=args.policy_dtype)
-    judge = CachedJudge(from_object(JudgeConfig, judge_args, flat=True).build(), args.cache)
+    judge = CachedJudge(Judge.from_config(from_object(JudgeConfig, judge_args, flat=True)), args.cache)
     try:
         summary = write_best_of_n(
             rows, policy, tokenizer, judge, output=args.output, n=args.n, rubric=args.rubric,

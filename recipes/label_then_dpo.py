@@ -51,12 +51,12 @@ class PolicyArguments:
 
 
 def label(args: LabelArguments, judge_args: Any):
-    from prometheus_reward import CachedJudge
+    from prometheus_reward import CachedJudge, Judge
     from prometheus_reward.config import from_object
     from prometheus_reward.labeling import label_preferences
 
     judging = from_object(JudgingConfig, judge_args, flat=True)
-    judge = CachedJudge(from_object(JudgeConfig, judge_args, flat=True).build(), args.cache)
+    judge = CachedJudge(Judge.from_config(from_object(JudgeConfig, judge_args, flat=True)), args.cache)
     try:
         return label_preferences(
             args.input, judge, args.rubric, output=args.labeled_output, mode=judging.mode, method=args.method,

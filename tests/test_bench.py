@@ -12,8 +12,9 @@ import torch
 
 from prometheus_reward.backends.base import SamplingParams
 from prometheus_reward.backends.continuous import RowSpec, run_continuous
-from prometheus_reward.backends.sampling import nucleus_mask, sample_nucleus
-from prometheus_reward.backends.transformers import TransformersBackend, shared_prefix_groups
+from prometheus_reward.backends.nucleus import nucleus_mask, sample_nucleus
+from prometheus_reward.backends.prefixes import shared_prefix_groups
+from prometheus_reward.backends.transformers import TransformersBackend
 from prometheus_reward.bench import (
     MODES,
     BenchConfig,

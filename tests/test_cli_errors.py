@@ -72,12 +72,12 @@ def outputs(tmp_path: Path) -> list[str]:
 def no_loading(monkeypatch):
     """Loading a judge or a policy fails the test: these errors must come first."""
     from prometheus_reward import best_of_n
-    from prometheus_reward.config import JudgeConfig
+    from prometheus_reward.judge import Judge
 
     def refuse(*args, **kwargs):
         raise AssertionError("a model was loaded before the error")
 
-    monkeypatch.setattr(JudgeConfig, "build", refuse)
+    monkeypatch.setattr(Judge, "from_config", refuse)
     monkeypatch.setattr(best_of_n, "load_policy", refuse)
 
 
@@ -440,20 +440,20 @@ def test_malformed_line_in_a_real_process(tmp_path):
 
 def test_other_load_failures_are_not_swallowed(tmp_path, monkeypatch):
     """Only the "not found / not a model" family becomes a user error; a bug still raises."""
-    from prometheus_reward.config import JudgeConfig
+    from prometheus_reward.judge import Judge
 
-    def broken(self):
+    def broken(config):
         raise RuntimeError("a bug in the backend")
 
-    monkeypatch.setattr(JudgeConfig, "build", broken)
+    monkeypatch.setattr(Judge, "from_config", broken)
     data = write_jsonl(tmp_path / "in.jsonl", [ROWS["grade"](0)])
     with pytest.raises(RuntimeError, match="a bug in the backend"):
         main(argv_for("grade", data, tmp_path / "out.jsonl", "--rubric", "helpfulness", model="embedded:tiny-random"))
 
-    def not_a_model(self):
+    def not_a_model(config):
         raise ValueError("Unrecognized model in /x. Should have a `model_type` key in its config.json.")
 
-    monkeypatch.setattr(JudgeConfig, "build", not_a_model)
+    monkeypatch.setattr(Judge, "from_config", not_a_model)
     assert main(argv_for("grade", data, tmp_path / "out.jsonl", "--rubric", "helpfulness", model="embedded:tiny-random")) == 2
 
 

@@ -80,7 +80,7 @@ def test_environment_and_mappings():
         JudgingConfig(samples=0)
     with pytest.raises(ConfigError, match="top_p must be in"):
         JudgingConfig(top_p=1.5)
-    assert JudgeConfig(base_urls="http://a:1,http://b:2").base_urls == ["http://a:1", "http://b:2"]
+    assert JudgeConfig(base_urls="http://a:1,http://b:2").base_urls == ("http://a:1", "http://b:2")
 
 
 def test_command_line_options_come_from_the_configs():
@@ -92,7 +92,7 @@ def test_command_line_options_come_from_the_configs():
     args = parser.parse_args(["--model", "m", "--openai-base-url", "http://a:1", "--openai-base-url", "http://b:2",
                               "--mode", "direct", "--max-new-tokens", "9", "--relative-variant", "prometheus-eval-0.1.20"])
     judge = config_from(JudgeConfig, args)
-    assert judge.base_urls == ["http://a:1", "http://b:2"] and judge.relative_variant == "prometheus-eval-0.1.20"
+    assert judge.base_urls == ("http://a:1", "http://b:2") and judge.relative_variant == "prometheus-eval-0.1.20"
     judging = config_from(JudgingConfig, args)
     assert judging.mode == "direct" and judging.sampling_overrides() == {"max_new_tokens": 9}
     with pytest.raises(SystemExit):

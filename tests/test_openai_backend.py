@@ -13,6 +13,7 @@ import asyncio
 import logging
 import math
 import os
+import pickle
 import shutil
 import signal
 import socket
@@ -34,6 +35,7 @@ from prometheus_reward import Judge
 from prometheus_reward.backends.base import SamplingParams
 from prometheus_reward.templates import format_chat
 from prometheus_reward.backends.openai import (
+    ChatPrompt,
     OpenAIBackend,
     extract_positions,
     normalize_token,
@@ -233,6 +235,37 @@ def test_chat_api_sends_messages_and_reads_chat_logprobs(upstream):
     assert [m["role"] for m in body["messages"]] == ["system", "user", "assistant"]
     assert body["messages"][-1]["content"] == "[RESULT] " and body["continue_final_message"] is True
     assert body["top_logprobs"] == 20 and body["logprobs"] is True
+
+
+def test_chat_prompts_carry_their_own_messages_even_when_their_texts_coincide(upstream):
+    """Nothing is looked up by text: two turns whose formatted texts are equal keep their own
+    system and user messages, through generation and the prefix + lead reads."""
+    script, server = upstream
+    backend = fast_backend(server.url, api="chat")
+    first, second = backend.format("Rate.\n\nStrictly.", "Hi"), backend.format("Rate.", "Strictly.\n\nHi")
+    assert first == second and isinstance(first, ChatPrompt) and first.messages != second.messages
+    backend.generate([first, second], SamplingParams(max_new_tokens=8))
+    sent = sorted(tuple(m["content"] for m in body["messages"]) for body in script.seen)
+    assert sent == [("Rate.", "Strictly.\n\nHi"), ("Rate.\n\nStrictly.", "Hi")]
+    script.seen.clear()
+    backend.read_answers([first + "Good. ", second + "Bad. "], CHOICES)
+    sent = sorted(tuple(m["content"] for m in body["messages"]) for body in script.seen)
+    assert sent == [("Rate.", "Strictly.\n\nHi", "Bad. [RESULT] "), ("Rate.\n\nStrictly.", "Hi", "Good. [RESULT] ")]
+    assert pickle.loads(pickle.dumps(first + "x")).messages == first.messages
+
+
+def test_chat_batch_larger_than_any_message_memory_sends_every_rows_messages(upstream):
+    """4,200 rows in one direct batch (the removed LRU held 4,096 texts and then sent evicted rows
+    as one bare user message): every request carries its own row's system and user turns."""
+    script, server = upstream
+    backend = fast_backend(server.url, api="chat", max_concurrency=32)
+    n = 4200
+    grades = Judge(backend).grade([f"question {k}" for k in range(n)], [f"answer {k}" for k in range(n)],
+                                  "helpfulness", mode="direct")
+    assert len(script.seen) == n and all(g.expected is not None for g in grades)
+    assert all([m["role"] for m in body["messages"]] == ["system", "user", "assistant"] for body in script.seen)
+    rows = sorted(int(body["messages"][1]["content"].split("question ")[1].split("\n")[0]) for body in script.seen)
+    assert rows == list(range(n))
 
 
 def test_retries_on_5xx_then_succeeds_without_duplicating_rows(upstream):

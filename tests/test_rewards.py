@@ -43,7 +43,7 @@ class SpyJudge(Judge):
     """A real judge that remembers what it was asked (to check per-row routing)."""
 
     def __init__(self, judge: Judge):
-        super().__init__(judge.backend, sampling=judge.sampling, config=judge.config, min_score_mass=judge.min_score_mass)
+        super().__init__(judge.backend, config=judge.config, min_score_mass=judge.min_score_mass)
         self.calls: list[tuple[str, tuple, dict]] = []
 
     def grade(self, *args, **kwargs):
@@ -304,7 +304,7 @@ def test_reward_from_config_env_and_recipe_arguments(tiny_model_dir, tmp_path):
         reward_from_config({"judge": {"model": "x"}, "rubrik": "typo"})
     remote = build_reward(RewardArguments(judge_model="m", judge_base_urls=["http://127.0.0.1:9/v1"], reward_type="pairwise", async_reward=True))
     assert isinstance(remote, AsyncPairwiseReward) and remote._judge_config.is_remote
-    assert remote._judge_config.base_urls == ["http://127.0.0.1:9/v1"] and remote._judge_config.model == "m"
+    assert remote._judge_config.base_urls == ("http://127.0.0.1:9/v1",) and remote._judge_config.model == "m"
 
 
 def test_bad_construction_fails_early(tiny_judge):

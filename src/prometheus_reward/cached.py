@@ -1,8 +1,9 @@
 """A durable judgment cache: sqlite on disk, keyed by a content hash of everything that decides a
 judgment, so reruns (after a crash, ``kill -9`` included) never pay twice for the same call.
 
-A key is the sha256 of a canonical JSON of: the judge (model id, revision, relative-prompt
-variant), the kind of judgment and template (absolute / relative, with or without swap), the mode,
+A key is the sha256 of a canonical JSON of: the judge (the backend's model id, revision and chat
+family, and every judging rule of its frozen config: relative-prompt variant, budgets, score
+floors, defences...), the kind of judgment and template (absolute / relative, with or without swap), the mode,
 the number of samples, the sampling parameters after overrides, and the row inputs with the
 rubric *rendered* (so a preset name and its text give one key). Values are the ``Grade`` /
 ``Preference`` dicts. The database runs in WAL mode: many processes may read and write at once,
@@ -39,7 +40,7 @@ from .grades import Grade, Preference
 from .rows import RowError, column
 
 CACHE_ENV = "PROMETHEUS_REWARD_CACHE"
-CACHE_SCHEMA_VERSION = 2  # 2: grades carry source and score mass
+CACHE_SCHEMA_VERSION = 3  # 2: grades carry source and score mass; 3: the judge identity is every judging rule
 _SQLITE_MAX_VARS = 500  # stay well under SQLITE_MAX_VARIABLE_NUMBER on old builds
 
 
@@ -150,17 +151,24 @@ class JudgmentCache:
 
 # -- keys ----------------------------------------------------------------------------------------
 def judge_identity(judge: Any) -> dict[str, Any]:
-    """What identifies the evaluator itself in a key."""
+    """What identifies the evaluator in a key: the backend's model id, revision and chat family,
+    plus every judging rule of the judge's frozen config (:meth:`JudgeConfig.judging_rules
+    <prometheus_reward.config.JudgeConfig.judging_rules>`: all fields not marked as describing
+    the backend, so a new rule joins the key without a list to update here). A judge-like object
+    without a config contributes its backend alone.
+
+    Example:
+        >>> judge = Judge(my_backend, min_score_mass=0.0)                        # doctest: +SKIP
+        >>> judge_identity(judge)["min_score_mass"], judge_identity(judge)["model_id"]  # doctest: +SKIP
+        (0.0, 'my-judge')
+    """
+    config = getattr(judge, "config", None)
+    rules = config.judging_rules() if config is not None else {}
     return {
+        **rules,
         "model_id": judge.model_id,
         "revision": getattr(judge.backend, "revision", None),
-        "relative_variant": getattr(judge, "relative_variant", None),
         "family": getattr(judge.backend, "family", None),
-        "max_input_tokens": getattr(judge, "max_input_tokens", None),
-        "min_score_mass": getattr(judge, "min_score_mass", None),
-        "allow_forced": getattr(judge, "allow_forced", None),
-        "strip_reasoning": getattr(judge, "strip_reasoning", None),
-        "neutralize_markers": getattr(judge, "neutralize_markers", None),
     }
 
 
@@ -276,6 +284,11 @@ class CachedJudge:
 
     def __repr__(self) -> str:
         return f"CachedJudge({self.judge!r}, cache={self.cache.path!r})"
+
+    def replace(self, **changes: Any) -> "CachedJudge":
+        """:meth:`Judge.replace <prometheus_reward.judge.Judge.replace>`, still through this cache
+        (the new rules give new keys)."""
+        return CachedJudge(self.judge.replace(**changes), self.cache)
 
     def grade(self, instructions: Sequence[Any], responses: Sequence[Any], rubric: Any,
               reference_answers: Any = None, mode: str = JudgingConfig.mode, samples: int = 1,

@@ -31,9 +31,9 @@ import dataclasses
 import os
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
-from .registry import REWARD_SHAPES, Registry
+from .registry import ENGINES, REWARD_SHAPES, Registry
 
 DEFAULT_EVALUATOR = "prometheus-eval/prometheus-7b-v2.0"
 ENV_PREFIX = "PROMETHEUS_REWARD_"
@@ -47,51 +47,106 @@ STRATEGIES: tuple[str, ...] = ("absolute", "pairwise")
 TOURNAMENTS: tuple[str, ...] = ("round-robin", "knockout")
 RANKINGS: tuple[str, ...] = ("win-rate", "bradley-terry")
 BATCHING: tuple[str, ...] = ("auto", "padded", "continuous")
+AUTO_ENGINE = "auto"  # openai when base_urls is set, else transformers
+REMOTE_ENGINE = "openai"  # the engine that base_urls (--openai-base-url) belongs to
 
 
 class ConfigError(ValueError):
     """An option with a bad name or value (the message names it)."""
 
 
-def option(default: Any = None, help: str = "", *, choices: Iterable[str] | None = None, flag: str | None = None,
-           default_factory: Any = None, cli: bool = True) -> Any:
+def option(default: Any = None, help: str = "", *, choices: Iterable[str] | Callable[[], Iterable[str]] | None = None,
+           flag: str | None = None, default_factory: Any = None, cli: bool = True, backend: bool = False) -> Any:
     """A dataclass field carrying its documentation: ``help``, allowed ``choices`` (a tuple, or a
-    :class:`~prometheus_reward.registry.Registry` read when the options are listed, so a
-    registration made later counts), the command-line ``flag`` when it is not ``--field-name``, and
-    ``cli=False`` for Python-only options."""
-    if choices is not None and not isinstance(choices, Registry):
+    :class:`~prometheus_reward.registry.Registry` or a function read when the options are listed,
+    so a registration made later counts), the command-line ``flag`` when it is not
+    ``--field-name``, ``cli=False`` for Python-only options, and ``backend=True`` for a
+    :class:`JudgeConfig` field that says how the evaluator is loaded or reached rather than how
+    it judges (see :meth:`JudgeConfig.judging_rules`)."""
+    if choices is not None and not isinstance(choices, Registry) and not callable(choices):
         choices = tuple(choices) or None
-    metadata = {"help": help, "choices": choices, "flag": flag, "cli": cli}
+    metadata = {"help": help, "choices": choices, "flag": flag, "cli": cli, "backend": backend}
     if default_factory is not None:
         return field(default_factory=default_factory, metadata=metadata)
     return field(default=default, metadata=metadata)
 
 
-@dataclass
-class JudgeConfig:
-    """Who judges: a local evaluator (transformers) or OpenAI-compatible servers.
+class FrozenDict(dict):
+    """A dict that cannot be changed after it is made (a frozen config's ``model_kwargs``);
+    it pickles, compares and reads like a dict.
 
     Example:
-        >>> JudgeConfig(model="embedded:tiny-random", dtype="float32").is_remote
-        False
+        >>> kwargs = FrozenDict({"revision": "main"})
+        >>> kwargs == {"revision": "main"}, dict(kwargs)
+        (True, {'revision': 'main'})
+        >>> kwargs["revision"] = "dev"
+        Traceback (most recent call last):
+        ...
+        TypeError: a frozen config's mapping cannot be changed; use dataclasses.replace
     """
 
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("a frozen config's mapping cannot be changed; use dataclasses.replace")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _refuse  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (dict(self),))
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(sorted(self.items(), key=repr)))
+
+
+def _engine_choices() -> tuple[str, ...]:
+    return (AUTO_ENGINE, *ENGINES)
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    """Who judges and by which rules: the engine that runs the evaluator (a registered name, see
+    :data:`prometheus_reward.registry.ENGINES`), how it is loaded or reached, and the rules of
+    judging. Frozen: a :class:`~prometheus_reward.judge.Judge` holds one as its only truth, so a
+    judge with other rules is a new judge (:meth:`Judge.replace <prometheus_reward.judge.Judge.replace>`),
+    never a change that worker processes (which rebuild from the config) would not see.
+
+    ``engine="auto"`` (the default) is ``openai`` when ``base_urls`` is set, else
+    ``transformers``; ``base_urls`` belong to the ``openai`` engine, so another engine with
+    them (or ``openai`` without them) is a :class:`ConfigError`.
+
+    Example:
+        >>> config = JudgeConfig(model="embedded:tiny-random", dtype="float32")
+        >>> config.engine_name, config.is_remote
+        ('transformers', False)
+        >>> JudgeConfig(model="m", base_urls="http://a:1, http://b:2").engine_name
+        'openai'
+        >>> config.min_score_mass = 0.0
+        Traceback (most recent call last):
+        ...
+        dataclasses.FrozenInstanceError: cannot assign to field 'min_score_mass'
+    """
+
+    engine: str = option(AUTO_ENGINE, "what runs the evaluator: a registered engine (prometheus_reward.registry.ENGINES) "
+                         "or auto: openai when base_urls is set, else transformers", choices=_engine_choices,
+                         backend=True)
     model: str = option(DEFAULT_EVALUATOR, "evaluator: hub id, local folder, 'embedded' (Gemma-3-270M smoke model) "
-                        "or 'embedded:tiny-random'; with base_urls, the served model name")
-    adapter: str | None = option(None, "a peft LoRA adapter (folder or hub id) applied on top of the model")
-    dtype: str = option("auto", "weights dtype: auto, bfloat16, float16 or float32")
-    device_map: str | None = option(None, "where the evaluator lives, e.g. auto, cuda:1, cpu (keep it off the policy's GPU)")
-    family: str | None = option(None, "chat format (default: detected from the model)", choices=CHAT_FAMILIES)
-    max_batch_tokens: int | None = option(None, "token budget of one generation batch (default 16k on CPU, 64k on GPU)")
+                        "or 'embedded:tiny-random'; with base_urls, the served model name", backend=True)
+    adapter: str | None = option(None, "a peft LoRA adapter (folder or hub id) applied on top of the model", backend=True)
+    dtype: str = option("auto", "weights dtype: auto, bfloat16, float16 or float32", backend=True)
+    device_map: str | None = option(None, "where the evaluator lives, e.g. auto, cuda:1, cpu (keep it off the policy's GPU)",
+                                    backend=True)
+    family: str | None = option(None, "chat format (default: detected from the model)", choices=CHAT_FAMILIES,
+                                backend=True)
+    max_batch_tokens: int | None = option(None, "token budget of one generation batch (default 16k on CPU, 64k on GPU)",
+                                          backend=True)
     max_forward_tokens: int | None = option(None, "token budget of one forward-only batch (default 2k on CPU, "
-                                            "max_batch_tokens on GPU)")
+                                            "max_batch_tokens on GPU)", backend=True)
     batching: str = option("auto", "how a local evaluator batches generation: continuous (transformers' continuous "
                            "batching: a finished row frees its place at once), padded (batches run until their "
                            "longest row ends), auto (continuous on CPU where transformers and the model support it; padded on "
                            "GPUs until measured there)",
-                           choices=BATCHING)
+                           choices=BATCHING, backend=True)
     prefix_sharing: bool = option(True, "local evaluator, forward-only batches (direct mode, expected readings): "
-                                  "compute the prompt prefix rows share (template header, instruction) once")
+                                  "compute the prompt prefix rows share (template header, instruction) once", backend=True)
     max_input_tokens: int | None = option(None, "prompt token budget (default: the context minus the new tokens)")
     max_retries: int = option(2, "re-samples of outputs without a parseable result (generate mode)")
     relative_variant: str = option("prometheus-2", "wording of the pairwise prompt", choices=RELATIVE_VARIANTS)
@@ -105,33 +160,83 @@ class JudgeConfig:
     neutralize_markers: bool = option(True, "rewrite [RESULT], template headers and score lines in responses so the "
                                       "evaluator cannot mistake them for its own (flagged in the grade)")
     seed: int | None = option(None, "seed of the evaluator's sampling")
-    base_urls: list[str] | None = option(None, "judge through these OpenAI-compatible servers (vLLM, SGLang, TGI, "
-                                         "llama.cpp) instead of loading the model", flag="--openai-base-url")
-    api: str = option("completions", "HTTP API of the servers", choices=("completions", "chat"), flag="--openai-api")
+    base_urls: tuple[str, ...] | None = option(None, "judge through these OpenAI-compatible servers (vLLM, SGLang, "
+                                               "TGI, llama.cpp) instead of loading the model (engine openai)",
+                                               flag="--openai-base-url", backend=True)
+    api: str = option("completions", "HTTP API of the servers", choices=("completions", "chat"), flag="--openai-api",
+                      backend=True)
     api_key_env: str = option("OPENAI_API_KEY", "environment variable holding the servers' API key (never pass keys "
-                              "as options)", flag="--openai-api-key-env")
+                              "as options)", flag="--openai-api-key-env", backend=True)
     tokenizer: str = option("auto", "tokenizer for exact chat formatting and token counts over HTTP ('auto': try "
-                            "the model; 'none': estimate)", flag="--openai-tokenizer")
-    request_timeout: float = option(120.0, "seconds per HTTP request")
-    max_concurrency: int = option(64, "HTTP requests in flight")
-    max_attempts: int = option(4, "tries per HTTP request (5xx, timeouts, refused connections)")
-    model_kwargs: dict[str, Any] = option(help="extra keyword arguments for the backend (Python only)",
-                                          default_factory=dict, cli=False)
+                            "the model; 'none': estimate)", flag="--openai-tokenizer", backend=True)
+    request_timeout: float = option(120.0, "seconds per HTTP request", backend=True)
+    max_concurrency: int = option(64, "HTTP requests in flight", backend=True)
+    max_attempts: int = option(4, "tries per HTTP request (5xx, timeouts, refused connections)", backend=True)
+    model_kwargs: Mapping[str, Any] = option(help="extra keyword arguments for the backend (Python only)",
+                                             default_factory=FrozenDict, cli=False, backend=True)
 
     def __post_init__(self) -> None:
-        if isinstance(self.base_urls, str):
-            self.base_urls = [u.strip() for u in self.base_urls.split(",") if u.strip()]
+        # frozen: normalise through object.__setattr__, before anyone can see the instance
+        urls = self.base_urls
+        if isinstance(urls, str):
+            urls = [u.strip() for u in urls.split(",") if u.strip()]
+        object.__setattr__(self, "base_urls", tuple(urls) if urls else None)
+        if not isinstance(self.model_kwargs, FrozenDict):
+            object.__setattr__(self, "model_kwargs", FrozenDict(self.model_kwargs or {}))
         check(self)
+        if self.base_urls and self.engine not in (AUTO_ENGINE, REMOTE_ENGINE):
+            raise ConfigError(f"engine {self.engine!r} does not use base_urls (--openai-base-url); they belong to "
+                              f"engine {REMOTE_ENGINE!r} (or leave engine {AUTO_ENGINE!r})")
+        if self.engine == REMOTE_ENGINE and not self.base_urls:
+            raise ConfigError(f"engine {REMOTE_ENGINE!r} needs base_urls (--openai-base-url): the servers to judge through")
+
+    @property
+    def engine_name(self) -> str:
+        """The registered engine that builds the backend (``auto`` resolved)."""
+        if self.engine != AUTO_ENGINE:
+            return self.engine
+        return REMOTE_ENGINE if self.base_urls else "transformers"
 
     @property
     def is_remote(self) -> bool:
+        """The evaluator is reached over HTTP (no local model path to check or load)."""
         return bool(self.base_urls)
 
-    def build(self):
-        """The :class:`~prometheus_reward.judge.Judge` this config describes."""
-        from .judge import Judge
+    def judging_rules(self) -> dict[str, Any]:
+        """The fields that decide how the evaluator judges (every field not marked
+        ``backend=True``): with the backend's model id, revision and chat family they make a
+        judge's cache identity (:func:`prometheus_reward.cached.judge_identity`), and they are
+        what :meth:`Judge.replace <prometheus_reward.judge.Judge.replace>` may change.
 
-        return Judge.from_config(self)
+        Example:
+            >>> sorted(JudgeConfig().judging_rules())[:3]
+            ['allow_forced', 'max_input_tokens', 'max_retries']
+        """
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if not f.metadata.get("backend")}
+
+    def with_rules(self, **changes: Any) -> "JudgeConfig":
+        """This config with other judging rules; a field that describes the backend (or no field)
+        is a TypeError, since the result must still describe the same backend.
+
+        Example:
+            >>> JudgeConfig().with_rules(min_score_mass=0.0).min_score_mass
+            0.0
+            >>> JudgeConfig().with_rules(dtype="float32")
+            Traceback (most recent call last):
+            ...
+            TypeError: dtype describes how the backend is loaded, not how it judges; build another judge with Judge.from_config(dataclasses.replace(judge.config, ...))
+        """
+        rules = self.judging_rules()
+        unknown = sorted(set(changes) - set(rules))
+        if unknown and set(unknown) <= {f.name for f in dataclasses.fields(self)}:
+            raise TypeError(f"{', '.join(unknown)} describe{'s' if len(unknown) == 1 else ''} how the backend is loaded, "
+                            "not how it judges; build another judge with "
+                            "Judge.from_config(dataclasses.replace(judge.config, ...))")
+        if unknown:
+            hint = ("; a judge's sampling follows its config (seed): give other settings per call "
+                    "(judge.grade(..., temperature=0.0)) or in a JudgingConfig") if "sampling" in unknown else ""
+            raise TypeError(f"unknown judging option(s) {', '.join(unknown)} (known: {', '.join(sorted(rules))}){hint}")
+        return dataclasses.replace(self, **changes) if changes else self
 
 
 @dataclass
@@ -246,10 +351,10 @@ class Option:
 
     @property
     def base_type(self) -> Any:
-        """The type without ``None`` (``int | None`` -> ``int``); ``list`` for list options."""
+        """The type without ``None`` (``int | None`` -> ``int``); ``list`` for list and tuple options."""
         args = [a for a in typing.get_args(self.type) if a is not type(None)]
         inner = args[0] if args else self.type
-        return list if typing.get_origin(inner) is list else inner
+        return list if typing.get_origin(inner) in (list, tuple) else inner
 
     @property
     def flat_name(self) -> str:
@@ -268,6 +373,8 @@ def options(cls: type) -> list[Option]:
         meta = f.metadata
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         choices = meta.get("choices")
+        if callable(choices):
+            choices = choices()
         out.append(Option(cls, f.name, hints[f.name], default, meta.get("help", ""),
                           tuple(choices) if choices is not None else None,
                           meta.get("flag") or "--" + f.name.replace("_", "-"), meta.get("cli", True)))
@@ -372,7 +479,9 @@ def flat_dataclass(name: str, classes: Iterable[type] = (JudgeConfig, JudgingCon
                 spec = field(default_factory=lambda d=default: list(d), metadata={"help": help_text})
             else:
                 spec = field(default=default, metadata={"help": help_text})
-            fields.append((opt.flat_name, opt.type, spec))
+            # a tuple option is a list on the command line (what TrlParser reads); configs make it a tuple
+            kind = (list[str] | None) if opt.base_type is list else opt.type
+            fields.append((opt.flat_name, kind, spec))
     if keep is not None and keep - {f[0] for f in fields}:
         raise ConfigError(f"flat_dataclass: no option(s) {', '.join(sorted(keep - {f[0] for f in fields}))}")
     made = dataclasses.make_dataclass(name, fields)

@@ -25,16 +25,10 @@ from .config import MODES, JudgeConfig, JudgingConfig, from_mapping
 from .grades import Grade, Preference
 from .guards import guard_response
 from .parsing import parse_absolute_output, parse_relative_output
+from .registry import ENGINES
 from .rows import RowError, RubricColumn, column, require_text
 from .rubric import Rubric
-from .templates import (
-    ABS_SYSTEM_PROMPT,
-    DEFAULT_RELATIVE_VARIANT,
-    REL_SYSTEM_PROMPT,
-    RelativeVariant,
-    absolute_prompt,
-    relative_prompt,
-)
+from .templates import ABS_SYSTEM_PROMPT, REL_SYSTEM_PROMPT, absolute_prompt, relative_prompt
 from .truncation import PromptTooLong, fit_prompt
 from .verdicts import Reading, Unit, direct_preference, finish_grade, finish_preference, fold_units, order_verdict
 
@@ -64,90 +58,95 @@ def _config_from_options(options: Mapping[str, Any], **fixed: Any) -> JudgeConfi
 
 
 class Judge:
-    """A Prometheus-style evaluator over a backend.
+    """A Prometheus-style evaluator over a backend, judging by the rules of one frozen
+    :class:`~prometheus_reward.config.JudgeConfig` (:attr:`config`, its only truth): its
+    settings are read-only properties of that config, so a change on a live judge cannot be lost
+    in worker processes that rebuild it; :meth:`replace` gives a judge with other rules on the
+    same backend.
 
     Args:
         backend: a :class:`~prometheus_reward.backends.base.Backend`.
-        sampling: default generation settings (Prometheus recommendation by default).
-        max_input_tokens: prompt token budget; default: the evaluator's context minus
-            ``max_new_tokens`` (generate modes) or minus a few tokens (direct).
-        max_retries: re-samples for outputs without a parseable result (``generate`` mode).
-        relative_variant: wording of the pairwise prompt (see :mod:`prometheus_reward.templates`).
-        seed: seed for sampling (deterministic for the same inputs and batching).
-        min_score_mass: below this much probability on the answer tokens a distribution does not
-            count (the row is unscorable unless a parsed verdict remains), so a judge that was not
-            answering never looks like a calm, flat distribution.
-        allow_forced: whether a distribution read after an appended ``[RESULT]`` (the evaluator
-            wrote none) may give ``expected``; such grades say ``source="forced"``.
-        strip_reasoning: grade a response without its hidden reasoning (``<think>...</think>``...);
-            an unterminated block makes the row unscorable (:func:`prometheus_reward.rows.strip_reasoning`).
-        neutralize_markers: rewrite ``[RESULT]``, template headers and score lines in responses so
-            the evaluator cannot take them for its own (:func:`prometheus_reward.rows.neutralize_markers`);
-            what was found is in ``Grade.flags``.
-        config: the :class:`~prometheus_reward.config.JudgeConfig` that rebuilds this judge in
-            another process (set by the constructors; None for a judge over a hand-made backend).
+        config: the :class:`~prometheus_reward.config.JudgeConfig` (or its dict) that describes
+            ``backend`` and rebuilds this judge in another process (the constructors set it).
+            Without it the backend is hand-made: the config is built with ``model=backend.model_id``
+            and cannot rebuild the judge elsewhere (:attr:`rebuild_config` is None).
+        **options: judging rules over ``config``'s (:meth:`JudgeConfig.judging_rules
+            <prometheus_reward.config.JudgeConfig.judging_rules>`; each field's help says what it
+            does): ``max_input_tokens``, ``max_retries``, ``relative_variant``, ``seed``,
+            ``min_score_mass``, ``allow_forced``, ``strip_reasoning``, ``neutralize_markers``.
+
+    Example:
+        >>> judge = Judge(my_backend, min_score_mass=0.0)                  # doctest: +SKIP
+        >>> judge.min_score_mass, judge.config.model == my_backend.model_id  # doctest: +SKIP
+        (0.0, True)
+        >>> judge.replace(allow_forced=False).allow_forced                 # doctest: +SKIP
+        False
     """
 
-    def __init__(
-        self,
-        backend: Backend,
-        *,
-        sampling: SamplingParams | None = None,
-        max_input_tokens: int | None = None,
-        max_retries: int = JudgeConfig.max_retries,
-        relative_variant: RelativeVariant = DEFAULT_RELATIVE_VARIANT,
-        seed: int | None = None,
-        min_score_mass: float = JudgeConfig.min_score_mass,
-        allow_forced: bool = JudgeConfig.allow_forced,
-        strip_reasoning: bool = JudgeConfig.strip_reasoning,
-        neutralize_markers: bool = JudgeConfig.neutralize_markers,
-        config: JudgeConfig | None = None,
-    ):
+    def __init__(self, backend: Backend, *, config: JudgeConfig | Mapping[str, Any] | None = None, **options: Any):
+        rebuildable = config is not None
+        if config is None:
+            config = JudgeConfig(model=backend.model_id)
+        elif not isinstance(config, JudgeConfig):
+            config = from_mapping(JudgeConfig, config, "judge config")
         self.backend = backend
-        self.min_score_mass = min_score_mass
-        self.allow_forced = allow_forced
-        self.strip_reasoning = strip_reasoning
-        self.neutralize_markers = neutralize_markers
-        sampling = sampling or SamplingParams()
-        self.sampling = sampling.replace(seed=seed) if seed is not None else sampling
-        self.max_input_tokens = max_input_tokens
-        self.max_retries = max_retries
-        self.relative_variant = relative_variant
-        self.config = config
+        self._config = config.with_rules(**options)
+        self._rebuildable = rebuildable
+
+    # -- the config, and what derives from it -------------------------------------------------
+    @property
+    def config(self) -> JudgeConfig:
+        """The frozen config this judge judges by (for a hand-made backend, one that only
+        describes it: see :attr:`rebuild_config`)."""
+        return self._config
+
+    @property
+    def rebuild_config(self) -> JudgeConfig | None:
+        """The config that rebuilds this judge in another process; None for a judge over a
+        hand-made backend (its config cannot load that backend)."""
+        return self._config if self._rebuildable else None
+
+    @property
+    def sampling(self) -> SamplingParams:
+        """The default generation settings: the evaluator's recommendation with the config's seed."""
+        return SamplingParams(seed=self._config.seed)
+
+    max_input_tokens = property(lambda self: self._config.max_input_tokens, doc="JudgeConfig.max_input_tokens")
+    max_retries = property(lambda self: self._config.max_retries, doc="JudgeConfig.max_retries")
+    relative_variant = property(lambda self: self._config.relative_variant, doc="JudgeConfig.relative_variant")
+    seed = property(lambda self: self._config.seed, doc="JudgeConfig.seed")
+    min_score_mass = property(lambda self: self._config.min_score_mass, doc="JudgeConfig.min_score_mass")
+    allow_forced = property(lambda self: self._config.allow_forced, doc="JudgeConfig.allow_forced")
+    strip_reasoning = property(lambda self: self._config.strip_reasoning, doc="JudgeConfig.strip_reasoning")
+    neutralize_markers = property(lambda self: self._config.neutralize_markers, doc="JudgeConfig.neutralize_markers")
+
+    def replace(self, **changes: Any) -> "Judge":
+        """A judge on the same backend with other judging rules (``dataclasses.replace`` of the
+        config); this one is unchanged. Fields that describe the backend cannot change here.
+
+        Example:
+            >>> lenient = judge.replace(min_score_mass=0.0, max_retries=0)   # doctest: +SKIP
+        """
+        new = Judge(self.backend, config=self._config.with_rules(**changes))
+        new._rebuildable = self._rebuildable
+        return new
+
+    def __repr__(self) -> str:
+        return f"Judge({self.backend.model_id!r}, backend={type(self.backend).__name__})"
 
     # -- constructors ------------------------------------------------------------------------------
     @classmethod
     def from_config(cls, config: JudgeConfig | Mapping[str, Any]) -> "Judge":
-        """The judge a :class:`~prometheus_reward.config.JudgeConfig` (or its dict) describes: a
-        local evaluator through transformers, or OpenAI-compatible servers when ``base_urls`` is set.
+        """The judge a :class:`~prometheus_reward.config.JudgeConfig` (or its dict) describes: the
+        backend comes from the engine registry (:data:`prometheus_reward.registry.ENGINES`):
+        ``ENGINES.get(config.engine_name).from_config(config)``.
 
         Example:
             >>> judge = Judge.from_config({"model": "embedded:tiny-random", "dtype": "float32"})  # doctest: +SKIP
         """
         if not isinstance(config, JudgeConfig):
             config = from_mapping(JudgeConfig, config, "judge config")
-        if config.is_remote:
-            import os
-
-            from .backends.openai import OpenAIBackend
-
-            extra = dict(config.model_kwargs)
-            api_key = extra.pop("api_key", None) or os.environ.get(config.api_key_env)
-            backend: Backend = OpenAIBackend(
-                config.base_urls, config.model, api_key=api_key, api=config.api,
-                tokenizer=None if config.tokenizer == "none" else config.tokenizer, family=config.family,
-                timeout=config.request_timeout, max_concurrency=config.max_concurrency,
-                max_attempts=config.max_attempts, **extra,
-            )
-        else:
-            from .backends.transformers import TransformersBackend
-
-            backend = TransformersBackend.from_pretrained(
-                config.model, dtype=config.dtype, device_map=config.device_map, adapter=config.adapter,
-                family=config.family, max_batch_tokens=config.max_batch_tokens,
-                max_forward_tokens=config.max_forward_tokens, batching=config.batching,
-                prefix_sharing=config.prefix_sharing, **config.model_kwargs,
-            )
+        backend = ENGINES.get(config.engine_name).from_config(config)
         return cls.from_backend(backend, config)
 
     @classmethod
@@ -158,14 +157,12 @@ class Judge:
         Example:
             >>> judge = Judge.from_backend(my_backend, JudgeConfig(model="my-judge", max_retries=0))  # doctest: +SKIP
         """
-        return cls(backend, max_input_tokens=config.max_input_tokens, max_retries=config.max_retries,
-                   relative_variant=config.relative_variant, seed=config.seed, min_score_mass=config.min_score_mass,
-                   allow_forced=config.allow_forced, strip_reasoning=config.strip_reasoning,
-                   neutralize_markers=config.neutralize_markers, config=config)
+        return cls(backend, config=config)
 
     @classmethod
     def from_pretrained(cls, path_or_id: str, **options: Any) -> "Judge":
-        """Load a local evaluator with transformers (hub id, folder, or ``"embedded"``).
+        """Load a local evaluator (hub id, folder, or ``"embedded"``), with transformers unless
+        ``engine`` names another registered engine.
 
         ``options`` are :class:`~prometheus_reward.config.JudgeConfig` fields (``dtype``,
         ``device_map``, ``adapter``, ``seed``, ``max_batch_tokens``...); any other keyword goes to

@@ -18,7 +18,10 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Literal, Sequence
+from typing import TYPE_CHECKING, Callable, Literal, Sequence
+
+if TYPE_CHECKING:
+    from ..config import JudgeConfig
 
 # Given a generated text, the character offset where its result value starts (or None).
 Locator = Callable[[str], "int | None"]
@@ -131,6 +134,18 @@ class Backend(ABC):
 
     def __init__(self) -> None:
         self.stats = BackendStats()
+
+    @classmethod
+    def from_config(cls, config: "JudgeConfig") -> "Backend":
+        """The backend a :class:`~prometheus_reward.config.JudgeConfig` describes: what makes a
+        Backend class an engine. :data:`prometheus_reward.registry.ENGINES` maps an engine name
+        to its class and :meth:`Judge.from_config <prometheus_reward.judge.Judge.from_config>`
+        calls ``ENGINES.get(config.engine_name).from_config(config)``. Read the fields that say how
+        to load or reach the evaluator (``model``, ``dtype``, ``device_map``, ``adapter``,
+        ``family``, ``model_kwargs``...); the judging rules are the Judge's. Set ``model_id`` and
+        ``revision`` (the weights, adapter included): they stand for the evaluator in cache keys.
+        """
+        raise NotImplementedError(f"{cls.__name__} has no from_config, so it cannot be registered as an engine")
 
     @abstractmethod
     def format(self, system: str, user: str) -> str:

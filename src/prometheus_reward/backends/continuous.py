@@ -35,7 +35,7 @@ from typing import Any, Sequence
 import torch
 
 from .base import SamplingParams
-from .sampling import sample_nucleus
+from .nucleus import sample_nucleus
 
 logger = logging.getLogger(__name__)
 

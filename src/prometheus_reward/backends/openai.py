@@ -33,18 +33,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import random
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Literal, Sequence
 
 import httpx
 
+from ..config import JudgeConfig
 from ..templates import ChatFamily, detect_family, format_chat
 from .base import AnswerDistribution, Backend, Generation, Locator, SamplingParams
-from .tokens import default_context_length, encode_prompt, lead_text, normalize_piece, truncate_text
+from .logprobs import distribution_from_top, extract_positions, normalize_token
+from .tokens import default_context_length, encode_prompt, lead_text, truncate_text
+
+__all__ = ["ChatPrompt", "OpenAIBackend", "distribution_from_top", "extract_positions", "normalize_token"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,85 +62,35 @@ _UNKNOWN_FIELD_WORDS = ("unexpected", "unsupported", "not supported", "extra", "
 _CHARS_PER_TOKEN = 4
 
 
-def normalize_token(piece: str) -> str:
-    """A vocabulary piece as plain text (see :func:`prometheus_reward.backends.tokens.normalize_piece`).
+class ChatPrompt(str):
+    """A prompt for the chat API: its text (what truncation counts and the judge appends to) and
+    the chat ``messages`` it stands for, carried with it, so a request never looks messages up by
+    text. Appending (the judge's prefix + lead reads) keeps the messages and records the appended
+    text as the assistant turn's ``continuation``.
 
-    >>> normalize_token("\u25814"), normalize_token("\u0120B"), normalize_token(" 3 ")
-    ('4', 'B', '3')
+    Example:
+        >>> prompt = ChatPrompt("Rate. Hi", [{"role": "system", "content": "Rate."}, {"role": "user", "content": "Hi"}])
+        >>> read = prompt + "Fine. " + "[RESULT] "
+        >>> isinstance(read, ChatPrompt), read.continuation, len(read.messages)
+        (True, 'Fine. [RESULT] ', 2)
     """
-    return normalize_piece(piece)
 
+    messages: tuple[dict[str, str], ...]
+    continuation: str
 
-def distribution_from_top(top: dict[str, float] | None, choices: Sequence[str]) -> AnswerDistribution | None:
-    """The answer distribution at one position from its ``{token: logprob}``: every token that
-    normalises to a choice adds to it; the mass is their summed probability (over the returned
-    top logprobs only). None when no choice is among them.
+    def __new__(cls, text: str, messages: Sequence[dict[str, str]], continuation: str = "") -> "ChatPrompt":
+        prompt = super().__new__(cls, text)
+        prompt.messages = tuple(dict(m) for m in messages)
+        prompt.continuation = continuation
+        return prompt
 
-    >>> d = distribution_from_top({"4": math.log(0.6), " 5": math.log(0.2), "x": math.log(0.1)}, "12345")
-    >>> [round(p, 2) for p in d.probs], round(d.mass, 2)
-    ([0.0, 0.0, 0.0, 0.75, 0.25], 0.8)
-    """
-    if not top:
-        return None
-    mass = {c: 0.0 for c in choices}
-    found = False
-    for token, logprob in top.items():
-        key = normalize_token(token)
-        if key in mass and logprob is not None:
-            found = True
-            mass[key] += math.exp(logprob) if logprob > -math.inf else 0.0
-    if not found:
-        return None
-    return AnswerDistribution.from_masses([mass[c] for c in choices])
+    def __add__(self, other: str) -> "ChatPrompt":
+        if not isinstance(other, str):
+            return NotImplemented
+        return ChatPrompt(str.__add__(self, other), self.messages, self.continuation + other)
 
-
-@dataclass
-class _Position:
-    token: str
-    start: int  # character offset of the token in the generated text
-    top: dict[str, float]
-
-
-def extract_positions(choice: dict[str, Any]) -> list[_Position] | None:
-    """Per generated token: its text, offset and top alternatives, from either logprobs shape.
-
-    Legacy completions (vLLM, SGLang, TGI): ``{"tokens", "token_logprobs", "top_logprobs":
-    [{token: logprob}], "text_offset"}``. Chat-style (chat completions, llama.cpp):
-    ``{"content": [{"token", "logprob", "top_logprobs": [{"token", "logprob"}]}]}``.
-    None when the server sent no logprobs.
-    """
-    logprobs = choice.get("logprobs")
-    if not isinstance(logprobs, dict):
-        return None
-    positions: list[_Position] = []
-    if isinstance(logprobs.get("content"), list):
-        offset = 0
-        for entry in logprobs["content"]:
-            token = entry.get("token", "")
-            top = {t["token"]: t.get("logprob") for t in entry.get("top_logprobs") or [] if "token" in t}
-            if token not in top and entry.get("logprob") is not None:
-                top[token] = entry["logprob"]
-            positions.append(_Position(token, offset, top))
-            offset += len(token)
-        return positions
-    tokens = logprobs.get("tokens")
-    if not isinstance(tokens, list):
-        return None
-    tops = logprobs.get("top_logprobs") or [None] * len(tokens)
-    chosen = logprobs.get("token_logprobs") or [None] * len(tokens)
-    offsets = logprobs.get("text_offset")
-    base = offsets[0] if offsets else 0
-    running = 0
-    for k, token in enumerate(tokens):
-        top = dict(tops[k]) if k < len(tops) and isinstance(tops[k], dict) else {}
-        if token not in top and k < len(chosen) and chosen[k] is not None:
-            top[token] = chosen[k]
-        # vLLM's text_offset counts from the start of the prompt when echo is on, else the
-        # completion; subtract the first offset so both read as offsets in the completion.
-        start = offsets[k] - base if offsets and k < len(offsets) else running
-        positions.append(_Position(token, start, top))
-        running += len(token)
-    return positions
+    def __reduce__(self) -> tuple:
+        return (ChatPrompt, (str(self), self.messages, self.continuation))
 
 
 @dataclass
@@ -255,12 +209,26 @@ class OpenAIBackend(Backend):
         self.cooldown = cooldown
         self.http_stats = HTTPStats()
         self._dropped: set[str] = set() if send_repetition_penalty else {"repetition_penalty"}
-        self._chat_turns: OrderedDict[str, list[dict[str, str]]] = OrderedDict()
         self._lead_cache: dict[tuple[tuple[str, ...], str], str] = {}
         self._lock = threading.Lock()
         self._loop: _LoopThread | None = None
         self._client: httpx.AsyncClient | None = None
         self._semaphore: asyncio.Semaphore | None = None
+
+    @classmethod
+    def from_config(cls, config: JudgeConfig) -> "OpenAIBackend":
+        """The backend a :class:`~prometheus_reward.config.JudgeConfig` describes (engine
+        ``openai``): its servers and HTTP settings; the API key from the environment variable
+        ``api_key_env`` names unless ``model_kwargs`` holds one; other ``model_kwargs`` are
+        keywords of this class (``cooldown``, ``extra_body``...)."""
+        extra = dict(config.model_kwargs)
+        api_key = extra.pop("api_key", None) or os.environ.get(config.api_key_env)
+        return cls(
+            config.base_urls or (), config.model, api_key=api_key, api=config.api,  # type: ignore[arg-type]
+            tokenizer=None if config.tokenizer == "none" else config.tokenizer, family=config.family,
+            timeout=config.request_timeout, max_concurrency=config.max_concurrency,
+            max_attempts=config.max_attempts, **extra,
+        )
 
     # -- construction helpers ----------------------------------------------------------------
     @staticmethod
@@ -308,18 +276,12 @@ class OpenAIBackend(Backend):
     def format(self, system: str, user: str) -> str:
         if self.api == "chat":
             # The server applies the template; the text is what truncation counts, and the
-            # messages are remembered so requests can send them.
+            # prompt carries its messages to the request (see ChatPrompt).
             if self.family == "prometheus-2":
                 messages = [{"role": "user", "content": f"{system}\n\n{user}"}]
             else:
                 messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
-            text = f"{system}\n\n{user}"
-            with self._lock:
-                self._chat_turns[text] = messages
-                self._chat_turns.move_to_end(text)
-                while len(self._chat_turns) > 4096:
-                    self._chat_turns.popitem(last=False)
-            return text
+            return ChatPrompt(f"{system}\n\n{user}", messages)
         return format_chat(system, user, self.family, self.tokenizer)  # type: ignore[arg-type]
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
@@ -351,15 +313,13 @@ class OpenAIBackend(Backend):
             return text[len(bos):]
         return text
 
-    def _chat_messages(self, text: str) -> tuple[list[dict[str, str]], str]:
-        """(messages, assistant continuation) for a formatted prompt plus any appended text."""
-        with self._lock:
-            if text in self._chat_turns:
-                return list(self._chat_turns[text]), ""
-            best = max((p for p in self._chat_turns if text.startswith(p)), key=len, default=None)
-            if best is not None:
-                return list(self._chat_turns[best]), text[len(best):]
-        return [{"role": "user", "content": text}], ""
+    @staticmethod
+    def _chat_messages(prompt: str) -> tuple[list[dict[str, str]], str]:
+        """(messages, assistant continuation) a prompt carries; text that did not come from
+        :meth:`format` (no :class:`ChatPrompt`) is sent as one user message."""
+        if isinstance(prompt, ChatPrompt):
+            return [dict(m) for m in prompt.messages], prompt.continuation
+        return [{"role": "user", "content": str(prompt)}], ""
 
     # -- HTTP machinery -------------------------------------------------------------------------------
     def _run(self, coro):

@@ -18,14 +18,15 @@ from typing import Any, Iterator, Literal, Sequence
 import torch
 from transformers import StoppingCriteria
 
-from ..config import BATCHING
+from ..config import BATCHING, JudgeConfig
 from ..embedded import resolve_model_path
 from ..templates import ChatFamily, detect_family, format_chat
 from .base import AnswerDistribution, Backend, Generation, Locator, SamplingParams
 from .continuous import RowSpec, continuous_batching_unavailable, run_continuous
+from .prefixes import shared_prefix_groups
 from .tokens import AnswerTokens, default_context_length, encode_prompt, plan_answer_tokens, truncate_text
 
-__all__ = ["TransformersBackend"]
+__all__ = ["TransformersBackend", "shared_prefix_groups"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,43 +52,6 @@ class _ChoiceLogitRecorder:
         picked = raw[:, self.token_ids.to(scores.device)]
         self.steps.append(torch.cat([picked, torch.logsumexp(raw, dim=-1, keepdim=True)], dim=-1))
         return scores
-
-
-MIN_SHARED_PREFIX = 64  # tokens: below this a shared prefix saves less than the extra pass costs
-
-
-def _common_length(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    k = 0
-    while k < n and a[k] == b[k]:
-        k += 1
-    return k
-
-
-def shared_prefix_groups(rows: Sequence[Sequence[int]], min_shared: int = MIN_SHARED_PREFIX) -> list[tuple[int, list[int]]]:
-    """Rows grouped by a shared token prefix: ``(prefix length, row indices)``, prefix 0 for rows
-    that share none worth reusing. Rows are sorted (so rows with a common prefix are neighbours)
-    and a group grows while that saves more prefix tokens ((size - 1) x prefix); every row keeps at
-    least its last token outside the prefix.
-
-    >>> shared_prefix_groups([[1, 2, 3, 4], [1, 2, 3, 5], [9, 9]], min_shared=2)
-    [(3, [0, 1]), (0, [2])]
-    """
-    if not rows:
-        return []
-    order = sorted(range(len(rows)), key=lambda i: list(rows[i]))
-    groups: list[tuple[int, list[int]]] = []
-    members, shared = [order[0]], len(rows[order[0]]) - 1
-    for i in order[1:]:
-        common = min(shared, _common_length(rows[members[0]], rows[i]), len(rows[i]) - 1)
-        if common >= min_shared and len(members) * common >= (len(members) - 1) * shared:
-            members.append(i)
-            shared = common
-        else:
-            groups.append((shared if len(members) > 1 else 0, members))
-            members, shared = [i], len(rows[i]) - 1
-    groups.append((shared if len(members) > 1 else 0, members))
-    return groups
 
 
 class _RowLengths(StoppingCriteria):
@@ -230,6 +194,17 @@ class TransformersBackend(Backend):
             revision=model_revision,
             batching=batching,
             prefix_sharing=prefix_sharing,
+        )
+
+    @classmethod
+    def from_config(cls, config: JudgeConfig) -> "TransformersBackend":
+        """The backend a :class:`~prometheus_reward.config.JudgeConfig` describes (engine
+        ``transformers``): :meth:`from_pretrained` with its fields, ``model_kwargs`` included."""
+        return cls.from_pretrained(
+            config.model, dtype=config.dtype, device_map=config.device_map, adapter=config.adapter,
+            family=config.family, max_batch_tokens=config.max_batch_tokens,
+            max_forward_tokens=config.max_forward_tokens, batching=config.batching,
+            prefix_sharing=config.prefix_sharing, **config.model_kwargs,
         )
 
     def _default_context_length(self) -> int:

@@ -122,7 +122,8 @@ def _with_flag(message: str, cls: type) -> str:
 
 def add_judge_options(parser: argparse.ArgumentParser, **defaults: Any) -> None:
     """Who judges: :class:`~prometheus_reward.config.JudgeConfig` as options."""
-    add_options(parser, JudgeConfig, "evaluator (local model, or OpenAI-compatible servers with --openai-base-url)",
+    add_options(parser, JudgeConfig, "evaluator (--engine: a local model, or OpenAI-compatible servers with "
+                "--openai-base-url)",
                 defaults=defaults)
 
 
@@ -146,12 +147,17 @@ def add_cache_options(parser: argparse.ArgumentParser) -> None:
 
 def judge_from_args(args: argparse.Namespace, cached: bool = False, config: JudgeConfig | None = None) -> Any:
     """The judge the options describe (wrapped in a sqlite cache when ``cached`` and not
-    ``--no-cache``). The model path is checked first, and a model that cannot be found or is no
-    model becomes a :class:`UserError` naming ``--model``; any other failure is left to raise."""
+    ``--no-cache``), built by its engine (:meth:`Judge.from_config
+    <prometheus_reward.judge.Judge.from_config>`). The engine and the model path are checked
+    first, and a model that cannot be found or is no model becomes a :class:`UserError` naming
+    ``--model``; any other failure is left to raise."""
+    from ..judge import Judge
+
     config = config or config_from(JudgeConfig, args)
     check_judge_paths(config)
+    check_engine(config)
     what = f"{config.model}" + (f" with --adapter {config.adapter}" if config.adapter else "")
-    judge = load_or_explain("--model", what, config.build)
+    judge = load_or_explain("--model", what, lambda: Judge.from_config(config))
     if cached and not getattr(args, "no_cache", False):
         from ..cached import CachedJudge
 
@@ -159,16 +165,26 @@ def judge_from_args(args: argparse.Namespace, cached: bool = False, config: Judg
     return judge
 
 
+def check_engine(config: JudgeConfig) -> Any:
+    """The engine's backend class, from the registry (:data:`prometheus_reward.registry.ENGINES`);
+    an engine whose module cannot be imported (an optional dependency missing) is a
+    :class:`UserError` naming ``--engine``."""
+    from ..registry import ENGINES
+
+    try:
+        return ENGINES.get(config.engine_name)
+    except ImportError as err:
+        raise UserError(f"--engine {config.engine_name}: its backend cannot be imported ({err}); install what it "
+                        f"needs (e.g. pip install 'prometheus-reward[{config.engine_name}]')") from None
+
+
 def check_judge_paths(config: JudgeConfig) -> None:
-    """``--model`` and ``--adapter`` name loadable places (local evaluators only)."""
+    """``--model`` and ``--adapter`` name loadable places (engines that load the model here;
+    a served model, ``--openai-base-url``, has no local path)."""
     if not config.is_remote:
         check_model_path("--model", config.model)
         if config.adapter:
             check_model_path("--adapter", config.adapter, adapter=True)
-
-
-def judging_from_args(args: argparse.Namespace) -> JudgingConfig:
-    return config_from(JudgingConfig, args)
 
 
 def judge_configs(args: argparse.Namespace) -> tuple[JudgeConfig, JudgingConfig]:

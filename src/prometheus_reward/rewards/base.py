@@ -74,7 +74,7 @@ def judge_config_of(judge: Any, where: str = "judge") -> JudgeConfig | None:
         return JudgeConfig(model=judge)
     if isinstance(judge, Mapping):
         return from_mapping(JudgeConfig, {k: v for k, v in judge.items() if v is not None}, where)
-    config = getattr(judge, "config", None)
+    config = judge.rebuild_config if hasattr(judge, "rebuild_config") else getattr(judge, "config", None)
     if config is None and not hasattr(judge, "grade"):
         raise TypeError(f"{where}: expected a Judge, a JudgeConfig (or its dict) or a model id, got {type(judge).__name__}")
     return config
