@@ -52,7 +52,7 @@ from .config import JudgingConfig, RerankConfig
 from .io import ROW_FIELD, UNREADABLE, DataRows, read_data, skipped_path  # skipped_path: the side file's name, for callers
 from .label_files import LabelFiles
 from .rerank import rerank
-from .rows import RowError, RubricColumn, describe, reference_for, require_prompt, require_response
+from .rows import RowError, RubricColumn, describe, judge_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -367,27 +367,35 @@ def label_preferences(
 
 def _prepare(index: int, row: dict[str, Any], fmt: str, cols: Mapping[str, str], rubrics: RubricColumn,
              ref_col: str | None) -> _Unit:
+    """One input row as a unit to judge: its responses read by :func:`prometheus_reward.rows.judge_inputs`
+    (as every entry point reads them), or the row's problem."""
     unit = _Unit(index, row)
     try:
-        unit.rubric = rubrics.resolve(row.get("rubric"), index)
-        unit.reference = reference_for(row.get(ref_col) if ref_col else None, None, index, ref_col or "reference_answer")
         for name in ([cols["prompt"], cols["responses"]] if fmt == "list" else [cols["prompt"], cols["a"], cols["b"]]):
             if name not in row:
                 raise RowError(f"row {index}: field '{name}' is missing")
-        unit.prompt_text = require_prompt(row[cols["prompt"]], index, cols["prompt"])
         if fmt == "list":
             responses = row[cols["responses"]]
             if not isinstance(responses, (list, tuple)):
                 raise RowError(f"row {index}: field '{cols['responses']}' must be a list, got {describe(responses)}")
             if len(responses) < 2:
                 raise RowError(f"row {index}: field '{cols['responses']}' needs at least 2 responses, got {len(responses)}")
-            unit.raw = list(responses)
-            unit.texts = [require_response(r, index, f"{cols['responses']}[{k}]") for k, r in enumerate(responses)]
+            fields = [f"{cols['responses']}[{k}]" for k in range(len(responses))]
         else:
-            unit.raw = [row[cols["a"]], row[cols["b"]]]
-            unit.texts = [require_response(row[cols["a"]], index, cols["a"]), require_response(row[cols["b"]], index, cols["b"])]
+            responses, fields = [row[cols["a"]], row[cols["b"]]], [cols["a"], cols["b"]]
     except RowError as err:
         unit.error = str(err)
+        return unit
+    reference_cell = row.get(ref_col) if ref_col else None
+    parts = [judge_inputs([row[cols["prompt"]]], [response], [row.get("rubric")], [reference_cell], default_rubric=rubrics,
+                          reference_field=ref_col or "reference_answer", prompt_field=cols["prompt"], response_field=field,
+                          numbers=[index])
+             for response, field in zip(responses, fields)]
+    unit.error = next((part.errors[0] for part in parts if part.errors[0]), None)
+    if unit.error is None:
+        unit.prompt_text, unit.rubric, unit.reference = parts[0].instructions[0], parts[0].rubrics[0], parts[0].references[0]
+        unit.raw = list(responses)
+        unit.texts = [part.responses[0] for part in parts]
     return unit
 
 

@@ -226,7 +226,6 @@ def reference_for(cell: Any, default: str | None, row: int, field: str = "refere
     return cell
 
 
-
 @dataclass
 class JudgeInputs:
     """One batch of rows as the evaluator reads them: per row the prompt as given (its identity
@@ -252,13 +251,14 @@ class JudgeInputs:
 def judge_inputs(prompts: Sequence[Any] | None, responses: Sequence[Any], rubrics: Any = None, references: Any = None,
                  *, default_rubric: Any = None, default_reference: str | None = None, rubric_field: str = "rubric",
                  reference_field: str = "reference_answer", prompt_field: str = "prompt",
-                 response_field: str = "completion") -> JudgeInputs:
+                 response_field: str = "completion", numbers: Sequence[int] | None = None) -> JudgeInputs:
     """The judge's inputs from rows: what every entry point (rewards, server, adapters, a file
     reader) hands the evaluator. ``prompts`` and ``responses`` are per-row cells (strings or chat
     messages; ``prompts`` None: no instruction); ``rubrics`` and ``references`` are columns (None,
     one value for all rows, or one per row) whose empty cells take ``default_rubric`` (anything
     :class:`RubricColumn` reads, or a RubricColumn to reuse its cache) and ``default_reference``.
-    The ``*_field`` names are what error messages call the fields.
+    The ``*_field`` names are what error messages call the fields, and ``numbers`` the rows (by
+    default their positions; a file reader passes each row's number in its file).
 
     Never raises for a bad row: each row's problem is in ``errors`` (a malformed column gives
     every row its message); a caller that wants to stop raises the first one.
@@ -284,13 +284,14 @@ def judge_inputs(prompts: Sequence[Any] | None, responses: Sequence[Any], rubric
             part.extend([None] * n)
         rows.errors.extend([str(err)] * n)
         return rows
-    for i in range(n):
+    numbers = list(numbers) if numbers is not None else list(range(n))
+    for i, row in enumerate(numbers):
         instruction = response = rubric = reference = error = None
         try:
-            instruction = require_prompt(prompts[i], i, prompt_field)
-            response = require_response(responses[i], i, response_field)
-            rubric = resolver.resolve(rubric_cells[i], i)
-            reference = reference_for(reference_cells[i], default_reference, i, reference_field)
+            instruction = require_prompt(prompts[i], row, prompt_field)
+            response = require_response(responses[i], row, response_field)
+            rubric = resolver.resolve(rubric_cells[i], row)
+            reference = reference_for(reference_cells[i], default_reference, row, reference_field)
         except RowError as err:
             error = str(err)
         rows.instructions.append(instruction)
@@ -299,6 +300,7 @@ def judge_inputs(prompts: Sequence[Any] | None, responses: Sequence[Any], rubric
         rows.references.append(reference)
         rows.errors.append(error)
     return rows
+
 
 class RubricColumn:
     """Per-row rubric cells (a Rubric or Checklist, preset name, dict, list of checklist items,

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..config import ConfigError, JudgeConfig, JudgingConfig, RerankConfig, from_object, options
-from ..rows import RowError, RubricColumn, reference_for
+from ..rows import RubricColumn
 
 logger = logging.getLogger("prometheus_reward.cli")
 
@@ -392,13 +392,16 @@ def pick(row_keys: Iterable[str], wanted: str | None, candidates: Sequence[str],
         raise UserError(f"{flag}: {err}" if wanted and flag else str(err)) from None
 
 
-def read_judge_rows(rows: Sequence[dict[str, Any]], texts: dict[str, tuple[str, Callable[[Any, int, str], str]]],
+def read_judge_rows(rows: Sequence[dict[str, Any]], instruction_column: str, response_columns: Mapping[str, str],
                     rubric: Any, reference_column: str | None) -> list[dict[str, Any] | str]:
-    """Per input row: the judge's inputs (``texts`` maps a name to its column and reader, plus
-    ``rubric`` and ``reference``), or the row's problem naming the row and field (rows are named
-    by their number in the file, :attr:`DataRows.numbers`). A problem with ``--rubric`` itself
-    is a :class:`UserError`: it would fail every row."""
+    """Per input row: the judge's inputs (``instruction``, one entry per name in
+    ``response_columns`` (name -> column), ``rubric`` and ``reference``), or the row's problem
+    naming the row and field (rows are named by their number in the file,
+    :attr:`DataRows.numbers`), assembled by :func:`prometheus_reward.rows.judge_inputs` as every
+    entry point does. A problem with ``--rubric`` itself is a :class:`UserError`: it would fail
+    every row."""
     from ..io import DataRows
+    from ..rows import judge_inputs
 
     data = DataRows.of(rows)
     try:
@@ -408,15 +411,21 @@ def read_judge_rows(rows: Sequence[dict[str, Any]], texts: dict[str, tuple[str, 
     if rubric is None and not any(row.get("rubric") is not None for row in data):
         raise UserError("give --rubric or a 'rubric' column in the data")
     column = reference_column or "reference_answer"
+    prompts = [row.get(instruction_column) for row in data.rows]
+    per_response = {name: judge_inputs(prompts, [row.get(col) for row in data.rows], [row.get("rubric") for row in data.rows],
+                                       [row.get(column) for row in data.rows], default_rubric=rubrics,
+                                       reference_field=column, prompt_field=instruction_column, response_field=col,
+                                       numbers=data.numbers)
+                    for name, col in response_columns.items()}
+    first = next(iter(per_response.values()))
     out: list[dict[str, Any] | str] = []
-    for number, row in zip(data.numbers, data.rows):
-        try:
-            inputs = {name: read(row.get(col), number, col) for name, (col, read) in texts.items()}
-            inputs["rubric"] = rubrics.resolve(row.get("rubric"), number)
-            inputs["reference"] = reference_for(row.get(column), None, number, column)
-            out.append(inputs)
-        except RowError as err:
-            out.append(str(err))
+    for k in range(len(data.rows)):
+        error = next((part.errors[k] for part in per_response.values() if part.errors[k]), None)
+        if error:
+            out.append(error)
+            continue
+        out.append({"instruction": first.instructions[k], **{name: part.responses[k] for name, part in per_response.items()},
+                    "rubric": first.rubrics[k], "reference": first.references[k]})
     return out
 
 
@@ -473,18 +482,14 @@ def open_judged_file(args: argparse.Namespace, responses: Mapping[str, tuple[str
     """The first half of ``grade`` and ``compare``: every option, the output path, the rubric, the
     input file and its columns checked before the model loads, then the judge. ``responses`` maps
     each response field to (the option's column, the default column names, what it is, the flag)."""
-    from ..rows import require_prompt, require_response
-
     judge_config, judging = judge_configs(args)
     check_output(args.output, inputs=[args.input])
     rubric = rubric_option(args.rubric)
     rows = read_input(args.input, args.limit, args.skip_bad_rows, args.output)
-    texts: dict[str, tuple[str, Callable[[Any, int, str], str]]] = {"instruction": (pick(
-        rows[0], args.instruction_column, ("instruction", "prompt", "question"), "instruction", "--instruction-column"),
-        require_prompt)}
-    for name, (wanted, candidates, what, flag) in responses.items():
-        texts[name] = (pick(rows[0], wanted, candidates, what, flag), require_response)
-    inputs = read_judge_rows(rows, texts, rubric, args.reference_column)
+    instruction = pick(rows[0], args.instruction_column, ("instruction", "prompt", "question"), "instruction",
+                       "--instruction-column")
+    columns = {name: pick(rows[0], wanted, candidates, what, flag) for name, (wanted, candidates, what, flag) in responses.items()}
+    inputs = read_judge_rows(rows, instruction, columns, rubric, args.reference_column)
     judge = judge_from_args(args, config=judge_config)
     return JudgedFile(rows, inputs, judge, judging, set_aside(rows, args.output))
 
