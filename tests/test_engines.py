@@ -52,7 +52,7 @@ def toy_engine(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     ENGINES.register("toy", "toy_engine:ToyBackend", help="a scripted evaluator (tests)")
     yield
-    ENGINES._entries.pop("toy", None)  # registrations are process-wide: leave none behind
+    ENGINES.unregister("toy")  # registrations are process-wide: leave none behind
 
 
 # -- engine selection ----------------------------------------------------------------------------------------------
@@ -154,7 +154,7 @@ def test_an_engine_that_cannot_be_imported_is_a_user_error_naming_the_flag(monke
         with pytest.raises(UserError, match="^--engine absent: its backend cannot be imported"):
             check_engine(JudgeConfig(engine="absent"))
     finally:
-        ENGINES._entries.pop("absent", None)
+        ENGINES.unregister("absent")
 
 
 # -- the frozen config is the judge's one truth ---------------------------------------------------------------

@@ -411,14 +411,19 @@ def test_compute_metrics_on_hand_made_pair_records():
 @pytest.fixture
 def registered(monkeypatch):
     """Register specs for one test only (the registry is shared by the whole session)."""
-    from prometheus_reward.registry import BENCHMARKS, Entry
+    from prometheus_reward.registry import BENCHMARKS
+
+    names = []
 
     def register(spec):
         assert spec.name not in BENCHMARKS
-        monkeypatch.setitem(BENCHMARKS._entries, spec.name, Entry(spec.name, spec, "a test set"))
+        BENCHMARKS.register(spec.name, spec, help="a test set")
+        names.append(spec.name)
         return spec
 
-    return register
+    yield register
+    for name in names:
+        BENCHMARKS.unregister(name)
 
 
 def test_a_benchmark_registered_at_run_time_runs_through_meta_eval(registered, tiny_dir, benchmark_data, tmp_path, capsys):

@@ -22,7 +22,7 @@ import prometheus_reward.adapters.openrlhf as openrlhf_adapter
 import prometheus_reward.adapters.verl as verl_adapter
 from prometheus_reward import Judge
 from prometheus_reward.config import ConfigError, RewardConfig
-from prometheus_reward.registry import REWARD_SHAPES, Entry
+from prometheus_reward.registry import REWARD_SHAPES
 from prometheus_reward.rewards import (
     ChecklistReward,
     GroupPairwiseReward,
@@ -369,14 +369,14 @@ def build_pass_fail(judge, judging, reward, layout="group"):
     return PassFailReward(judge, **config_options(judging, reward))
 
 
-def test_a_new_shape_is_one_registration(quality_judge, monkeypatch):
+def test_a_new_shape_is_one_registration(quality_judge):
     with pytest.raises(ConfigError, match="unknown reward_type 'pass_fail'"):
         RewardConfig(reward_type="pass_fail")
-    # the one line a new shape adds (here undone after the test)
-    monkeypatch.setitem(REWARD_SHAPES._entries, "pass_fail", Entry("pass_fail", f"{__name__}:build_pass_fail"))
-    assert RewardConfig(reward_type="pass_fail").reward_type == "pass_fail"
-    reward = shape(quality_judge, "pass_fail")
-    assert isinstance(reward, PassFailReward) and reward.config.reward_type == "pass_fail"
-    assert reward.score_batch(PROMPTS, ANSWERS).rewards == [1.0, 0.0, 1.0, 0.0, 0.0]
-    # and the engines take it like any other
-    assert [float(r["rewards"][0]) for r in _through_openrlhf(None, [None] * 5, reward)] == [1.0, 0.0, 1.0, 0.0, 0.0]
+    # the one line a new shape adds (in a `with` block here, so the test leaves no registration behind)
+    with REWARD_SHAPES.registered("pass_fail", f"{__name__}:build_pass_fail"):
+        assert RewardConfig(reward_type="pass_fail").reward_type == "pass_fail"
+        reward = shape(quality_judge, "pass_fail")
+        assert isinstance(reward, PassFailReward) and reward.config.reward_type == "pass_fail"
+        assert reward.score_batch(PROMPTS, ANSWERS).rewards == [1.0, 0.0, 1.0, 0.0, 0.0]
+        # and the engines take it like any other
+        assert [float(r["rewards"][0]) for r in _through_openrlhf(None, [None] * 5, reward)] == [1.0, 0.0, 1.0, 0.0, 0.0]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
@@ -65,6 +66,28 @@ class Registry(Generic[T]):
             if name in self._entries and not replace:
                 raise ValueError(f"{self.kind} {name!r} is registered already (pass replace=True to override)")
             self._entries[name] = Entry(name, target, help)
+
+    def unregister(self, name: str) -> None:
+        """Forget ``name`` (nothing happens when it is not registered): tests, notebooks."""
+        with self._lock:
+            self._entries.pop(name, None)
+
+    @contextmanager
+    def registered(self, name: str, target: Any, *, help: str = "") -> Iterator[None]:
+        """Register ``name`` for the duration of a ``with`` block (registrations are process-wide).
+
+        Example:
+            >>> with ENGINES.registered("toy", "toy_engine:ToyBackend"):
+            ...     "toy" in ENGINES
+            True
+            >>> "toy" in ENGINES
+            False
+        """
+        self.register(name, target, help=help)
+        try:
+            yield
+        finally:
+            self.unregister(name)
 
     def decorator(self, name: str, *, help: str = "") -> Callable[[T], T]:
         """``@REGISTRY.decorator("name")`` registers the decorated object."""
