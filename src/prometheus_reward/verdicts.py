@@ -146,13 +146,13 @@ def finish_grade(grade: Grade, readings: Sequence[Reading], *, mode: str, min_sc
         grade.source = "forced"
     elif valid or grade.probs is not None:
         grade.source = "parsed"
-    if found.invalid and grade.source == "forced":
-        grade.flags = list(grade.flags) + ["invalid_verdict"]
     if grade.expected is None and grade.mean is None and grade.score is None and grade.error is None:
         grade.error, grade.cause = (reasons or [(NO_RESULT, JUDGE)])[0]
     elif grade.error is None:
         _require_samples(grade, readings, len(usable) if grade.expected is not None else len(valid),
                          reasons, min_samples)
+    if found.invalid and grade.source == "forced":  # scored, and a reading of an off-scale verdict is in it
+        grade.flags = list(grade.flags) + ["invalid_verdict"]
     return grade
 
 
