@@ -214,7 +214,7 @@ class JudgeConfig:
 
         Example:
             >>> sorted(JudgeConfig().judging_rules())[:3]
-            ['allow_forced', 'max_input_tokens', 'max_retries']
+            ['allow_forced', 'allow_single_order', 'max_input_tokens']
         """
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if not f.metadata.get("backend")}
 
