@@ -117,11 +117,11 @@ def test_truncation_keeps_template_rubric_and_instruction_end(tiny_judge):
     assert judge.backend.count_tokens([prompt])[0] <= budget
     assert prompt.rstrip().endswith("###Score Rubrics:\n" + rubric + "\n\n###Feedback:")
     assert "FINAL QUESTION: why?" in prompt and "###Task Description:" in prompt
-    # responses go first: with a moderate budget the reference survives whole
+    # the reference goes first (issue 19's cut plan): with a moderate budget the response survives whole
     (prompt2, truncated2), = Judge(tiny_judge.backend, max_input_tokens=1400).absolute_prompts(
-        [instruction[-200:]], [response], rubric, ["short reference"]
+        [instruction[-200:]], ["blah " * 300], rubric, [reference]
     )
-    assert truncated2 and "short reference" in prompt2 and "blah" in prompt2
+    assert truncated2 and ("blah " * 299) + "blah" in prompt2 and 0 < prompt2.count("ref ") < 1500
     grade = judge.grade([instruction], [response], rubric, [reference], mode="direct")[0]
     assert grade.truncated and grade.value is not None
     # nothing fits when the template and rubric alone exceed the budget: unscorable, not an exception

@@ -155,6 +155,10 @@ class JudgeConfig:
                                    "puts nearly all of it there; random weights about 2e-5)")
     allow_forced: bool = option(True, "use the distribution read after an appended [RESULT] when the evaluator wrote "
                                 "none (such grades say source=forced)")
+    min_samples: int | None = option(None, "with samples > 1: how many samples must give the number (default: all; "
+                                     "fewer is unscorable, an allowed partial one is flagged partial_samples)")
+    allow_single_order: bool = option(False, "pairwise: accept a verdict from one presentation order when the other "
+                                      "failed (flagged single_order); by default both orders are required")
     strip_reasoning: bool = option(True, "grade responses without their hidden reasoning (<think>...</think> and "
                                    "variants); an unterminated block is unscorable")
     neutralize_markers: bool = option(True, "rewrite [RESULT], template headers and score lines in responses so the "
@@ -210,7 +214,7 @@ class JudgeConfig:
 
         Example:
             >>> sorted(JudgeConfig().judging_rules())[:3]
-            ['allow_forced', 'max_input_tokens', 'max_retries']
+            ['allow_forced', 'allow_single_order', 'max_input_tokens']
         """
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if not f.metadata.get("backend")}
 
@@ -389,7 +393,7 @@ def check(config: Any) -> None:
             continue
         if opt.choices and value not in opt.choices:
             raise ConfigError(f"unknown {opt.name} {value!r}; choose one of {', '.join(opt.choices)}")
-    positive = ("samples", "pairs_per_completion", "max_new_tokens", "max_batch_tokens", "max_forward_tokens", "max_input_tokens",
+    positive = ("samples", "min_samples", "pairs_per_completion", "max_new_tokens", "max_batch_tokens", "max_forward_tokens", "max_input_tokens",
                 "max_concurrency", "max_attempts", "timeout", "request_timeout")
     for name in positive:
         value = getattr(config, name, None)

@@ -37,11 +37,18 @@ class Grade:
             appended ``[RESULT]`` contributed to ``expected``), ``direct``; None when unscorable.
         score_mass: the probability the evaluator put on the five score tokens before
             renormalising (mean over samples); None when not measured.
-        flags: judge-gaming patterns found in the graded response (see :mod:`prometheus_reward.rows`).
+        flags: judge-gaming patterns found in the graded response (see :mod:`prometheus_reward.guards`),
+            and what an allowed partial number rests on: ``partial_samples`` (fewer samples than
+            asked gave it, allowed by ``min_samples``), ``invalid_verdict`` (a forced reading stood
+            in for a verdict outside the scale); on an unscorable row, why the response is to
+            blame (``unterminated_reasoning``, ``too_long``).
         items: for a checklist graded item by item, each item's result (``id``, ``criterion``,
-            ``weight``, ``value``, ``score``, ``source``, ``score_mass``, ``error``); None otherwise.
+            ``weight``, ``value``, ``score``, ``source``, ``score_mass``, ``error``, ``cause``);
+            None otherwise.
         cause: who is to blame when the row is unscorable: ``response`` (the policy's output
-            cannot be judged), ``judge`` or ``transport`` (see :mod:`prometheus_reward.blame`).
+            cannot be judged), ``judge`` or ``transport`` (see :mod:`prometheus_reward.blame`);
+            None on a scored row, and on a row the user's input made unjudgeable (a missing
+            instruction or rubric: an input error, not the policy's nor the judge's).
     """
 
     score: int | None = None
@@ -102,7 +109,9 @@ class Preference:
         source: ``parsed``, ``forced`` or ``direct`` (as for :class:`Grade`).
         answer_mass: the probability on the ``A`` / ``B`` tokens before renormalising (mean over
             the orders); None when not measured.
-        flags: judge-gaming patterns found in either response.
+        flags: judge-gaming patterns found in either response (``A:``/``B:`` prefixed, as is why
+            a response is to blame for an unscorable pair), ``single_order`` (one presentation
+            order gave the verdict, allowed by ``allow_single_order``), ``partial_samples``.
         cause: who is to blame when the pair is unscorable (as for :class:`Grade`).
     """
 

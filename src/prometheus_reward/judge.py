@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from dataclasses import dataclass
 from typing import Any, Literal, Mapping, Sequence
 
 from .backends.base import Backend, Generation, SamplingParams
@@ -25,11 +24,13 @@ from .config import MODES, JudgeConfig, JudgingConfig, from_mapping
 from .grades import Grade, Preference
 from .guards import guard_response
 from .parsing import parse_absolute_output, parse_relative_output
+from .prompting import Prepared as _Prepared
+from .prompting import check_rows, fit, resolve_rubrics
 from .registry import ENGINES
-from .rows import RowError, RubricColumn, column, require_text
+from .rows import RowError, column
 from .rubric import Rubric
 from .templates import ABS_SYSTEM_PROMPT, REL_SYSTEM_PROMPT, absolute_prompt, relative_prompt
-from .truncation import PromptTooLong, fit_prompt
+from .truncation import ABSOLUTE_CUTS, RELATIVE_CUTS
 from .verdicts import Reading, Unit, direct_preference, finish_grade, finish_preference, fold_units, order_verdict
 
 logger = logging.getLogger(__name__)
@@ -38,15 +39,6 @@ Mode = Literal["generate", "expected", "direct"]
 DEFAULT_MODE: str = JudgingConfig.mode  # the one default, declared in config.py
 SCORE_CHOICES = ("1", "2", "3", "4", "5")
 PAIR_CHOICES = ("A", "B")
-
-
-@dataclass
-class _Prepared:
-    prompt: str | None
-    truncated: bool = False
-    error: str | None = None
-    fields: dict[str, str | None] | None = None
-    flags: tuple[str, ...] = ()
 
 
 def _config_from_options(options: Mapping[str, Any], **fixed: Any) -> JudgeConfig:
@@ -73,7 +65,15 @@ class Judge:
         **options: judging rules over ``config``'s (:meth:`JudgeConfig.judging_rules
             <prometheus_reward.config.JudgeConfig.judging_rules>`; each field's help says what it
             does): ``max_input_tokens``, ``max_retries``, ``relative_variant``, ``seed``,
-            ``min_score_mass``, ``allow_forced``, ``strip_reasoning``, ``neutralize_markers``.
+            ``min_score_mass``, ``allow_forced``, ``min_samples``, ``allow_single_order``,
+            ``strip_reasoning``, ``neutralize_markers``.
+
+    Every unscorable :class:`~prometheus_reward.grades.Grade` / :class:`~prometheus_reward.grades.Preference`
+    says who is to blame (``cause``, :mod:`prometheus_reward.blame`): ``response`` when the
+    guards refuse a response (unterminated reasoning), a response field is not text, or a
+    response alone exceeds the prompt budget (:mod:`prometheus_reward.prompting`); ``judge`` or
+    ``transport`` for what the evaluator or the request did not deliver (:mod:`prometheus_reward.verdicts`);
+    None for the user's own input errors (a missing instruction or rubric).
 
     Example:
         >>> judge = Judge(my_backend, min_score_mass=0.0)                  # doctest: +SKIP
@@ -117,6 +117,8 @@ class Judge:
     seed = property(lambda self: self._config.seed, doc="JudgeConfig.seed")
     min_score_mass = property(lambda self: self._config.min_score_mass, doc="JudgeConfig.min_score_mass")
     allow_forced = property(lambda self: self._config.allow_forced, doc="JudgeConfig.allow_forced")
+    min_samples = property(lambda self: self._config.min_samples, doc="JudgeConfig.min_samples")
+    allow_single_order = property(lambda self: self._config.allow_single_order, doc="JudgeConfig.allow_single_order")
     strip_reasoning = property(lambda self: self._config.strip_reasoning, doc="JudgeConfig.strip_reasoning")
     neutralize_markers = property(lambda self: self._config.neutralize_markers, doc="JudgeConfig.neutralize_markers")
 
@@ -202,65 +204,6 @@ class Judge:
         reserve = 8 if mode == "direct" else sampling.max_new_tokens
         return max(self.backend.context_length - reserve, 64)
 
-    def _prepare(
-        self,
-        system: str,
-        render_user,
-        fields: dict[str, str | None],
-        groups,
-        budget: int,
-    ) -> _Prepared:
-        backend = self.backend
-
-        def render(f: dict[str, str | None]) -> str:
-            return backend.format(system, render_user(f))
-
-        try:
-            prompt, truncated, used = fit_prompt(
-                fields,
-                render,
-                count=lambda text: backend.count_tokens([text])[0],
-                cut=backend.truncate,
-                budget=budget,
-                groups=groups,
-            )
-        except PromptTooLong as err:
-            return _Prepared(None, True, str(err))
-        return _Prepared(prompt, truncated, None, used)
-
-    @staticmethod
-    def _validate_rows(columns: dict[str, list[Any]], optional: set[str], errors: str) -> list[str | None]:
-        """Per-row error messages (None when the row is fine); raises in ``errors="raise"``."""
-        n = len(next(iter(columns.values())))
-        problems: list[str | None] = [None] * n
-        for row in range(n):
-            for name, values in columns.items():
-                try:
-                    require_text(values[row], row, name, optional=name in optional)
-                except RowError as err:
-                    if errors == "raise":
-                        raise
-                    problems[row] = str(err)
-                    break
-        return problems
-
-    @staticmethod
-    def _rubrics(rubric: Any, n: int, errors: str) -> tuple[list[Any], list[str | None]]:
-        cells = column(rubric, n, "rubric")
-        resolver = RubricColumn()
-        rubrics: list[Any] = []
-        problems: list[str | None] = []
-        for row, cell in enumerate(cells):
-            try:
-                rubrics.append(resolver.resolve(cell, row))
-                problems.append(None)
-            except RowError as err:
-                if errors == "raise":
-                    raise
-                rubrics.append(None)
-                problems.append(str(err))
-        return rubrics, problems
-
     # -- absolute grading -------------------------------------------------------------------------------
     def grade(
         self,
@@ -331,25 +274,22 @@ class Judge:
         if len(responses) != n:
             raise RowError(f"{len(instructions)} instructions but {len(responses)} responses")
         references = column(reference_answers, n, "reference_answers")
-        problems = self._validate_rows(
-            {"instruction": instructions, "response": responses, "reference_answer": references},
-            optional={"reference_answer"},
-            errors=errors,
-        )
-        rubrics, rubric_problems = self._rubrics(rubric, n, errors)
+        problems = check_rows({"instruction": instructions, "response": responses, "reference_answer": references},
+                              optional={"reference_answer"}, errors=errors)
+        rubrics, rubric_problems = resolve_rubrics(rubric, n, errors)
         budget = self._budget(mode, sampling)
-        groups = [(("response",), "head"), (("reference_answer",), "head"), (("instruction",), "tail")]
         prepared: list[_Prepared] = []
         units: list[Unit] = []
         for row in range(n):
             problem = problems[row] or rubric_problems[row]
             guarded = None if problem else self._guard(responses[row], row, "response")
-            problem = problem or (guarded.error if guarded else None)
+            if problem is None and guarded.error:  # the guards refuse the response: the policy's doing
+                problem = _Prepared(None, error=guarded.error, flags=guarded.flags, cause="response")
             if problem:
-                prepared.append(_Prepared(None, False, problem))
+                prepared.append(problem)
                 units.append(Unit(row))
                 if errors == "raise":
-                    raise RowError(problem)
+                    raise RowError(problem.error)
                 continue
             criteria = rubrics[row]
             if isinstance(criteria, Checklist):
@@ -361,14 +301,15 @@ class Judge:
             else:
                 judged = [(Unit(row), criteria)]
             for unit, rub in judged:
-                prep = self._prepare(
+                prep = fit(
+                    self.backend,
                     ABS_SYSTEM_PROMPT,
                     lambda f, rub=rub: absolute_prompt(f["instruction"], f["response"], rub, f["reference_answer"]),
                     {"instruction": instructions[row], "response": guarded.text, "reference_answer": references[row]},
-                    groups,
+                    ABSOLUTE_CUTS,
                     budget,
                 )
-                prep.flags = guarded.flags
+                prep.flags = guarded.flags + prep.flags
                 prepared.append(prep)
                 units.append(unit)
         return prepared, units
@@ -383,7 +324,7 @@ class Judge:
     def _grade_prepared(
         self, prepared: list[_Prepared], mode: str, samples: int, sampling: SamplingParams
     ) -> list[Grade]:
-        grades = [Grade(truncated=p.truncated, error=p.error, flags=list(p.flags)) for p in prepared]
+        grades = [Grade(truncated=p.truncated, error=p.error, flags=list(p.flags), cause=p.cause) for p in prepared]
         live = [i for i, p in enumerate(prepared) if p.prompt is not None]
         if not live:
             return grades
@@ -391,7 +332,7 @@ class Judge:
         readings = self._readings(prompts, mode, samples, sampling, SCORE_CHOICES, parse_absolute_output)
         for k, i in enumerate(live):
             finish_grade(grades[i], readings[k], mode=mode, min_score_mass=self.min_score_mass,
-                         allow_forced=self.allow_forced)
+                         allow_forced=self.allow_forced, min_samples=self.min_samples)
         return grades
 
     def _readings(self, prompts: list[str], mode: str, samples: int, sampling: SamplingParams,
@@ -408,7 +349,8 @@ class Judge:
             return [[Reading(None, "", answer)] for answer in self.backend.read_answers(prompts, choices)]
         outputs = self._sample(prompts, samples, sampling, choices if mode == "expected" else None, parse)
         parses = [[None if g.error else parse(g.text) for g in gens] for gens in outputs]
-        readings = [[Reading(None if p is None else p.result, "" if p is None else p.feedback, g.answer, False, g.error)
+        readings = [[Reading(None if p is None else p.result, "" if p is None else p.feedback, g.answer, False, g.error,
+                             g.transport, None if p is None else p.invalid)
                      for g, p in zip(gens, ps)] for gens, ps in zip(outputs, parses)]
         if mode != "expected":
             return readings
@@ -471,13 +413,14 @@ class Judge:
         budget = self._budget(mode, params)
         prepared = []
         for row, prompt in enumerate(prompts):
-            if not isinstance(prompt, str):
+            if not isinstance(prompt, str):  # the user's input: no one else to blame
                 prepared.append(_Prepared(None, False, f"row {row}: field 'prompt' must be a string"))
                 continue
             text = self.backend.format(system, prompt)
             tokens = self.backend.count_tokens([text])[0]
-            if tokens > budget:
-                prepared.append(_Prepared(None, True, f"row {row}: prompt has {tokens} tokens, over the budget of {budget}"))
+            if tokens > budget:  # a given prompt the evaluator's context cannot hold
+                prepared.append(_Prepared(None, True, f"row {row}: prompt has {tokens} tokens, over the budget of {budget}",
+                                          cause="judge"))
             else:
                 prepared.append(_Prepared(text))
         return self._grade_prepared(prepared, mode, samples, params)
@@ -518,14 +461,11 @@ class Judge:
             raise RowError(f"{n} instructions, {len(responses_a)} responses_a, {len(responses_b)} responses_b")
         references = column(reference_answers, n, "reference_answers")
         params = self.sampling.replace(**sampling)
-        problems = self._validate_rows(
+        problems = check_rows(
             {"instruction": instructions, "response_a": responses_a, "response_b": responses_b, "reference_answer": references},
-            optional={"reference_answer"},
-            errors=errors,
-        )
-        rubrics, rubric_problems = self._rubrics(rubric, n, errors)
+            optional={"reference_answer"}, errors=errors)
+        rubrics, rubric_problems = resolve_rubrics(rubric, n, errors)
         budget = self._budget(mode, params)
-        groups = [(("response_a", "response_b"), "head"), (("reference_answer",), "head"), (("instruction",), "tail")]
         variant = self.relative_variant
 
         def user(f: dict, rub: Rubric, swapped: bool) -> str:
@@ -538,17 +478,21 @@ class Judge:
             problem = problems[row] or rubric_problems[row]
             guarded_a = None if problem else self._guard(responses_a[row], row, "response_a")
             guarded_b = None if problem else self._guard(responses_b[row], row, "response_b")
-            problem = problem or (guarded_a.error if guarded_a else None) or (guarded_b.error if guarded_b else None)
+            refused = [(side, g) for side, g in (("A", guarded_a), ("B", guarded_b)) if g is not None and g.error]
+            if problem is None and refused:  # the guards refuse a response: the policy's doing
+                problem = _Prepared(None, error=refused[0][1].error, cause="response",
+                                    flags=tuple(f"{side}:{f}" for side, g in refused for f in g.flags))
             if problem:
-                first.append(_Prepared(None, False, problem))
-                second.append(_Prepared(None, False, problem))
+                first.append(problem)
+                second.append(problem)
                 if errors == "raise":
-                    raise RowError(problem)
+                    raise RowError(problem.error)
                 continue
             rub = rubrics[row]
             if isinstance(rub, Checklist):  # a pairwise judgment weighs the whole list at once
                 rub = rub.implicit_rubric()
-            prep = self._prepare(
+            prep = fit(
+                self.backend,
                 REL_SYSTEM_PROMPT,
                 lambda f, rub=rub: user(f, rub, False),
                 {
@@ -557,10 +501,12 @@ class Judge:
                     "response_b": guarded_b.text,
                     "reference_answer": references[row],
                 },
-                groups,
+                RELATIVE_CUTS,
                 budget,
+                side=lambda name: f"{name[-1].upper()}:",
             )
-            prep.flags = tuple(f"A:{f}" for f in guarded_a.flags) + tuple(f"B:{f}" for f in guarded_b.flags)
+            prep.flags = (tuple(f"A:{f}" for f in guarded_a.flags) + tuple(f"B:{f}" for f in guarded_b.flags)
+                          + prep.flags)
             first.append(prep)
             if swap and prep.prompt is not None:
                 # the swapped prompt reuses the same (possibly truncated) fields
@@ -578,18 +524,19 @@ class Judge:
         results = []
         for row in range(n):
             if first[row].prompt is None:
-                results.append(Preference(truncated=first[row].truncated, error=first[row].error))
+                results.append(Preference(truncated=first[row].truncated, error=first[row].error,
+                                          flags=list(first[row].flags), cause=first[row].cause))
                 continue
-            flags = list(first[row].flags)
             per_order = [v.get(row, [Reading(None, "", None, False, "not judged")]) for v in verdicts]
             if mode == "direct":
                 pref = direct_preference(per_order[0][0].answer, per_order[1][0].answer if swap else None,
-                                         swap, first[row].truncated, self.min_score_mass)
+                                         swap, first[row].truncated, self.min_score_mass, self.allow_single_order)
             else:
-                ordered = [order_verdict(r, min_score_mass=self.min_score_mass, allow_forced=self.allow_forced)
-                           for r in per_order]
-                pref = finish_preference(ordered[0], ordered[1] if swap else None, first[row].truncated)
-            pref.flags = flags
+                ordered = [order_verdict(r, min_score_mass=self.min_score_mass, allow_forced=self.allow_forced,
+                                         min_samples=self.min_samples) for r in per_order]
+                pref = finish_preference(ordered[0], ordered[1] if swap else None, first[row].truncated,
+                                         self.allow_single_order)
+            pref.flags = list(first[row].flags) + pref.flags  # the guards' flags, then the verdict's
             results.append(pref)
         return results
 

@@ -6,7 +6,9 @@ where the actual question usually is, keeps at least :data:`INSTRUCTION_FLOOR` t
 response(s) (the longer of two is cut down towards the shorter before both shrink together), never
 below :data:`RESPONSE_FLOOR` tokens: a response cut to nothing would be graded as an empty answer.
 The template and the rubric are never cut; when the prompt still does not fit,
-:class:`PromptTooLong` is raised and the row is unscorable.
+:class:`PromptTooLong` is raised and the row is unscorable: the response's fault (cause
+``response``) only when a response alone has more tokens than the whole budget, else the judge's
+(:func:`prometheus_reward.prompting.fit`).
 """
 
 from __future__ import annotations

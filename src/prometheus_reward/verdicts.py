@@ -17,7 +17,18 @@ the judge appended because the evaluator wrote none). The rules:
   of them), and a pairwise judgment needs both presentation orders unless
   ``allow_single_order``; a partial result that is allowed says so in its flags
   (``partial_samples``, ``single_order``).
-- A judgment with no usable number gets ``error`` (naming the first reason) and ``value`` None.
+- An *invalid* verdict (``[RESULT] 7``, ``4.5``: outside the scale) is not a verdict: in
+  ``generate`` mode it is re-sampled, and the error names it when no valid one came; in
+  ``expected`` mode it is read like a missing one (a forced reading, so only with
+  ``allow_forced``, flagged ``invalid_verdict``).
+- A judgment with no usable number gets ``error`` (naming the first reason), ``value`` None and a
+  ``cause`` (:mod:`prometheus_reward.blame`): ``transport`` when the reason is a failed request or
+  a server without logprobs, else ``judge``. The cause is the one of the reason the error names, so
+  error and cause always agree; reasons are ordered failed requests first, then unusable
+  distributions, then unparsed verdicts, so in a mix of transport and judge failures the
+  transport's is named: a request that never came back says nothing about the evaluator, and
+  blaming the evaluator for it would send the user to the wrong fix. The rules that refuse a
+  partial result (``min_samples``, both orders) name the failure behind it, and take its cause.
 
 Example:
     >>> from prometheus_reward.backends.base import AnswerDistribution
@@ -31,7 +42,7 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from .backends.base import AnswerDistribution
@@ -39,44 +50,70 @@ from .grades import Grade, Preference
 from .scoring import expected_score, mean_probs
 
 NO_RESULT = "no parseable result in the evaluator output"
+JUDGE, TRANSPORT = "judge", "transport"
+Problem = tuple[str, str]  # (why a sample gave no number, whose fault: JUDGE or TRANSPORT)
 
 
 @dataclass
 class Reading:
     """One sample of a judgment: the parsed verdict (None when unparsed), the feedback, the
-    answer distribution (None when not read), whether it was forced, and a generation failure."""
+    answer distribution (None when not read), whether it was forced, a generation failure (and
+    whether it was the transport's), and an invalid verdict the evaluator wrote instead of a
+    valid one (``"[RESULT] 7"``)."""
 
     result: int | str | None
     feedback: str
     answer: AnswerDistribution | None = None
     forced: bool = False
     error: str | None = None
+    transport: bool = False
+    invalid: str | None = None
 
 
-def _usable(readings: Sequence[Reading], what: str, min_mass: float, allow_forced: bool
-            ) -> tuple[list[list[float]], bool, list[str]]:
-    """The distributions that count, whether a forced one is among them, and why the others do not."""
-    usable: list[list[float]] = []
-    forced_used = False
-    problems: list[str] = []
+def _failures(readings: Sequence[Reading]) -> list[Problem]:
+    return [(r.error, TRANSPORT if r.transport else JUDGE) for r in readings if r.error]
+
+
+def _invalid(readings: Sequence[Reading]) -> list[Problem]:
+    """The invalid verdicts of samples that gave no valid one."""
+    return [(f"invalid verdict {r.invalid!r} in the evaluator output (outside the scale)", JUDGE)
+            for r in readings if not r.error and r.result is None and r.invalid]
+
+
+@dataclass
+class _Usable:
+    """The distributions that count, whether a forced one (of an invalid verdict) is among them,
+    and why the others do not."""
+
+    probs: list[list[float]]
+    forced: bool
+    invalid: bool
+    problems: list[Problem]
+
+
+def _usable(readings: Sequence[Reading], what: str, min_mass: float, allow_forced: bool) -> _Usable:
+    found = _Usable([], False, False, [])
     for reading in readings:
         answer = reading.answer
         if reading.error or answer is None:
             continue
         if answer.error or answer.probs is None:
-            problems.append(answer.error or "no distribution")
+            found.problems.append((answer.error or "no distribution", TRANSPORT if answer.transport else JUDGE))
         elif answer.mass is None and reading.forced and min_mass > 0:
-            problems.append(f"the forced {what} distribution's mass could not be measured (no logprobs for it); "
-                            f"it counts only with min_score_mass=0")
+            found.problems.append((f"the forced {what} distribution's mass could not be measured (no logprobs for it); "
+                                   f"it counts only with min_score_mass=0", TRANSPORT))
         elif answer.mass is not None and answer.mass < min_mass:
-            problems.append(f"the evaluator put {answer.mass:.2g} of its probability on the {what} tokens, "
-                            f"below min_score_mass={min_mass:g}")
+            found.problems.append((f"the evaluator put {answer.mass:.2g} of its probability on the {what} tokens, "
+                                   f"below min_score_mass={min_mass:g}", JUDGE))
         elif reading.forced and not allow_forced:
-            problems.append("the evaluator wrote no [RESULT]; its forced distribution is not used (allow_forced=False)")
+            wrote = f"an invalid verdict {reading.invalid!r}" if reading.invalid else "no [RESULT]"
+            found.problems.append((f"the evaluator wrote {wrote}; its forced distribution is not used "
+                                   f"(allow_forced=False)", JUDGE))
         else:
-            usable.append(answer.probs)
-            forced_used = forced_used or reading.forced
-    return usable, forced_used, problems
+            found.probs.append(answer.probs)
+            found.forced = found.forced or reading.forced
+            found.invalid = found.invalid or (reading.forced and bool(reading.invalid))
+    return found
 
 
 def _mass(readings: Sequence[Reading]) -> float | None:
@@ -88,12 +125,13 @@ def finish_grade(grade: Grade, readings: Sequence[Reading], *, mode: str, min_sc
                  allow_forced: bool, min_samples: int | None = None) -> Grade:
     """Fill ``grade`` from one row's readings (see the module for the rules). ``min_samples``:
     how many samples must give the number (None: all of them)."""
-    failures = [r.error for r in readings if r.error]
     scores = [None if r.error else r.result for r in readings]
     grade.samples = scores  # type: ignore[assignment]
     grade.feedback = next((r.feedback for r in readings if not r.error), "")
     grade.score_mass = _mass(readings)
-    usable, forced_used, problems = _usable(readings, "score", min_score_mass, allow_forced)
+    found = _usable(readings, "score", min_score_mass, allow_forced)
+    usable, forced_used = found.probs, found.forced
+    reasons = _failures(readings) + found.problems + _invalid(readings)
     grade.probs = mean_probs(usable) if usable else None
     grade.expected = expected_score(grade.probs)
     valid = [s for s in scores if s is not None]
@@ -109,14 +147,16 @@ def finish_grade(grade: Grade, readings: Sequence[Reading], *, mode: str, min_sc
     elif valid or grade.probs is not None:
         grade.source = "parsed"
     if grade.expected is None and grade.mean is None and grade.score is None and grade.error is None:
-        grade.error = (failures or problems or [NO_RESULT])[0]
+        grade.error, grade.cause = (reasons or [(NO_RESULT, JUDGE)])[0]
     elif grade.error is None:
         _require_samples(grade, readings, len(usable) if grade.expected is not None else len(valid),
-                         failures + problems, min_samples)
+                         reasons, min_samples)
+    if found.invalid and grade.source == "forced":  # scored, and a reading of an off-scale verdict is in it
+        grade.flags = list(grade.flags) + ["invalid_verdict"]
     return grade
 
 
-def _require_samples(grade: Grade, readings: Sequence[Reading], earned: int, reasons: list[str],
+def _require_samples(grade: Grade, readings: Sequence[Reading], earned: int, reasons: list[Problem],
                      min_samples: int | None) -> None:
     """Refuse a grade that fewer samples earned than required; flag an allowed partial one."""
     total = len(readings)
@@ -124,7 +164,7 @@ def _require_samples(grade: Grade, readings: Sequence[Reading], earned: int, rea
     if earned >= total:
         return
     if earned < need:
-        why = (reasons or [NO_RESULT])[0]
+        why, grade.cause = (reasons or [(NO_RESULT, JUDGE)])[0]
         grade.error = (f"only {earned} of {total} samples gave a usable {('score', 'distribution')[grade.expected is not None]} "
                        f"(min_samples={need}); first failure: {why}")
         grade.source = None
@@ -143,6 +183,12 @@ class OrderVerdict:
     forced: bool
     problems: list[str]
     partial: bool = False  # fewer samples than asked gave it (allowed by min_samples)
+    causes: list[str] = field(default_factory=list)  # each problem's cause (JUDGE or TRANSPORT)
+
+    @property
+    def cause(self) -> str:
+        """The cause of the first problem (the one an error names)."""
+        return self.causes[0] if self.causes else JUDGE
 
     @property
     def judged(self) -> bool:
@@ -153,17 +199,20 @@ def order_verdict(readings: Sequence[Reading], *, min_score_mass: float, allow_f
                   min_samples: int | None = None) -> OrderVerdict:
     """p("A") (from the usable distributions), the parsed votes and why the rest did not count.
     An order that fewer than ``min_samples`` samples (None: all) gave its number has none."""
-    usable, forced_used, problems = _usable(readings, "answer", min_score_mass, allow_forced)
-    problems = [r.error for r in readings if r.error] + problems  # type: ignore[misc]
+    found = _usable(readings, "answer", min_score_mass, allow_forced)
+    usable, forced_used = found.probs, found.forced
+    reasons = _failures(readings) + found.problems + _invalid(readings)
+    problems, causes = [why for why, _ in reasons], [cause for _, cause in reasons]
     prob = sum(d[0] for d in usable) / len(usable) if usable else None
     votes = [None if r.error else r.result for r in readings]
     feedback = next((r.feedback for r in readings if not r.error), "")
-    verdict = OrderVerdict(prob, votes, feedback, _mass(readings), forced_used, problems)  # type: ignore[arg-type]
+    verdict = OrderVerdict(prob, votes, feedback, _mass(readings), forced_used, problems, causes=causes)  # type: ignore[arg-type]
     earned = len(usable) if prob is not None else sum(v is not None for v in votes)
     need = len(readings) if min_samples is None else min(min_samples, len(readings))
     if 0 < earned < need:
         verdict.problems = [f"only {earned} of {len(readings)} samples of this order gave a verdict "
                             f"(min_samples={need}); first failure: {(problems or [NO_RESULT])[0]}"]
+        verdict.causes = causes[:1]
         verdict.prob_a, verdict.votes = None, [None] * len(readings)
     elif earned < len(readings) and earned:
         verdict.partial = True
@@ -184,7 +233,8 @@ def _swapped(verdict: OrderVerdict) -> OrderVerdict:
     """The B-first order in the A-first order's terms ("B" there names the original A)."""
     flip = {"A": "B", "B": "A", None: None}
     return OrderVerdict(None if verdict.prob_a is None else 1.0 - verdict.prob_a, [flip[v] for v in verdict.votes],
-                        verdict.feedback, verdict.mass, verdict.forced, verdict.problems, verdict.partial)
+                        verdict.feedback, verdict.mass, verdict.forced, verdict.problems, verdict.partial,
+                        verdict.causes)
 
 
 def finish_preference(first: OrderVerdict, second: OrderVerdict | None, truncated: bool,
@@ -202,7 +252,8 @@ def finish_preference(first: OrderVerdict, second: OrderVerdict | None, truncate
             return Preference(None, None, first.feedback, False, second.feedback, truncated,  # type: ignore[union-attr]
                               list(first.votes) + list(second.votes), # type: ignore[union-attr]
                               f"the {which} order gave no verdict ({why}); both orders are required "
-                              f"(allow_single_order=False)", answer_mass=_mean([first.mass, second.mass]))  # type: ignore[union-attr]
+                              f"(allow_single_order=False)", answer_mass=_mean([first.mass, second.mass]),  # type: ignore[union-attr]
+                              cause=missing.cause)  # type: ignore[union-attr]
         flags.append("single_order")
     if first.partial or (second is not None and second.partial):
         flags.append("partial_samples")
@@ -221,8 +272,10 @@ def finish_preference(first: OrderVerdict, second: OrderVerdict | None, truncate
         source = "parsed"
     else:
         problems = first.problems + other.problems
+        causes = first.causes + other.causes
         return Preference(None, None, first.feedback, False, other.feedback, truncated, votes,
-                          problems[0] if problems else "no parseable result in either order", answer_mass=mass)
+                          problems[0] if problems else "no parseable result in either order", answer_mass=mass,
+                          cause=causes[0] if causes else JUDGE)
     pick1, pick2 = _side(first.prob_a, first.votes), _side(other.prob_a, other.votes)
     consistent = swap and pick1 is not None and pick1 == pick2
     winner = "A" if prob_a > 0.5 else "B" if prob_a < 0.5 else None
@@ -262,11 +315,12 @@ class Unit:
 def checklist_grade(checklist: Any, item_grades: Sequence[Grade]) -> Grade:
     """A row's grade from its items' grades: ``expected = 1 + 4 * agg`` with RaR's weighted sum
     (see :mod:`prometheus_reward.checklist`), ``items`` each item's result, provenance from the
-    items (``forced`` when any scored item was); unscorable below ``min_items_frac``."""
+    items (``forced`` when any scored item was); unscorable below ``min_items_frac``, with the
+    cause of the first failed item."""
     values = [g.value for g in item_grades]
     agg = checklist.aggregate(values)
     items = [{"id": item.id, "criterion": item.criterion, "weight": item.weight, "value": g.value, "score": g.score,
-              "source": g.source, "score_mass": g.score_mass, "error": g.error}
+              "source": g.source, "score_mass": g.score_mass, "error": g.error, "cause": g.cause}
              for item, g in zip(checklist.items, item_grades)]
     masses = [g.score_mass for g in item_grades if g.score_mass is not None]
     grade = Grade(
@@ -279,9 +333,11 @@ def checklist_grade(checklist: Any, item_grades: Sequence[Grade]) -> Grade:
     )
     scored = [g for g in item_grades if g.value is not None]
     if agg is None:
-        failed = [f"item {item.id}: {g.error}" for item, g in zip(checklist.items, item_grades) if g.value is None]
+        failed = [(f"item {item.id}: {g.error}", g.cause) for item, g in zip(checklist.items, item_grades)
+                  if g.value is None]
         grade.error = (f"checklist: the scored items hold less than min_items_frac={checklist.min_items_frac:g} of "
-                       f"the weight" + (f" ({failed[0]})" if failed else ""))
+                       f"the weight" + (f" ({failed[0][0]})" if failed else ""))
+        grade.cause = failed[0][1] if failed else JUDGE  # the failure the error names
     elif any(g.forced for g in scored):
         grade.source = "forced"
     elif all(g.source == "direct" for g in scored):

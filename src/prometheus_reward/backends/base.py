@@ -60,6 +60,9 @@ class AnswerDistribution:
             for local models; over the returned top logprobs for HTTP servers); None when the
             backend cannot measure it (a server that returns no logprobs).
         error: why there is no distribution (non-finite logits, zero mass, a failed request).
+        transport: the error is the transport's (a request that failed or timed out, a server
+            that returned no logprobs where they were needed), not the evaluator's: it decides
+            who is blamed for the row (:mod:`prometheus_reward.blame`).
 
     Example:
         >>> d = AnswerDistribution.from_masses([0.1, 0.1, 0.2, 0.0, 0.0])
@@ -67,11 +70,14 @@ class AnswerDistribution:
         ([0.25, 0.25, 0.5, 0.0, 0.0], 0.4)
         >>> AnswerDistribution.from_masses([float("nan")] * 5).error
         'non-finite probabilities on the answer tokens (NaN or infinite logits)'
+        >>> AnswerDistribution.failed("ReadTimeout", transport=True).transport
+        True
     """
 
     probs: list[float] | None
     mass: float | None = None
     error: str | None = None
+    transport: bool = False
 
     @classmethod
     def from_masses(cls, masses: Sequence[float], measured: bool = True) -> "AnswerDistribution":
@@ -86,8 +92,9 @@ class AnswerDistribution:
         return cls([v / total for v in values], total if measured else None, None)
 
     @classmethod
-    def failed(cls, error: str) -> "AnswerDistribution":
-        return cls(None, None, error)
+    def failed(cls, error: str, transport: bool = False) -> "AnswerDistribution":
+        """No distribution, and why (``transport=True``: the request's fault, not the evaluator's)."""
+        return cls(None, None, error, transport)
 
 
 @dataclass
@@ -96,13 +103,15 @@ class Generation:
 
     ``answer`` is the distribution at the result position when the backend recorded it (None: not
     read, e.g. no result written or no logprobs); ``error`` says the generation failed (a request
-    that never succeeded): the text is then empty and must not be scored."""
+    that never succeeded): the text is then empty and must not be scored. ``transport`` says the
+    failure was the transport's (see :class:`AnswerDistribution`)."""
 
     text: str
     answer: AnswerDistribution | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
     error: str | None = None
+    transport: bool = False
 
 
 @dataclass

@@ -465,7 +465,7 @@ class OpenAIBackend(Backend):
         for response in responses:
             self._count_usage(response)
             parsed = self._choice_of(response)
-            out.append(AnswerDistribution.failed(parsed) if isinstance(parsed, str)
+            out.append(AnswerDistribution.failed(parsed, transport=True) if isinstance(parsed, str)
                        else self._read_answer(parsed[0], parsed[1], choices))
         return out
 
@@ -486,7 +486,8 @@ class OpenAIBackend(Backend):
         first = first.strip(".:)([]\"'*")
         if first in choices:
             return AnswerDistribution.from_masses([1.0 if c == first else 0.0 for c in choices], measured=False)
-        return AnswerDistribution.failed(f"the server returned no logprobs and its answer {text.strip()[:20]!r} is not a choice")
+        return AnswerDistribution.failed(f"the server returned no logprobs and its answer {text.strip()[:20]!r} is not a choice",
+                                         transport=True)
 
     def generate(
         self,
@@ -521,7 +522,7 @@ class OpenAIBackend(Backend):
                 prompt_tokens, completion_tokens = self._count_usage(response)
                 parsed = self._choice_of(response)
                 if isinstance(parsed, str):
-                    gens.append(Generation(text="", error=parsed))
+                    gens.append(Generation(text="", error=parsed, transport=True))
                     continue
                 text, choice = parsed
                 answer = None

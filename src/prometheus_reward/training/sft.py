@@ -6,9 +6,10 @@ the same row: the user turn from :mod:`prometheus_reward.templates` (``absolute_
 system prompt (``ABS_SYSTEM_PROMPT`` / ``REL_SYSTEM_PROMPT``), then the chat format and BOS rule of
 :class:`~prometheus_reward.backends.transformers.TransformersBackend` (the family detected from the
 tokenizer and architecture unless given), the judge's response guards (hidden reasoning
-stripped, protocol markers neutralised), and the judge's truncation order when a token budget is set (the
-responses first, then the reference answer, then the start of the instruction; never the
-template or the rubric). It reuses the backend's own methods on a tokenizer, so there is no
+stripped, protocol markers neutralised), and the judge's cut plan when a token budget is set
+(:data:`~prometheus_reward.truncation.ABSOLUTE_CUTS` / :data:`~prometheus_reward.truncation.RELATIVE_CUTS`:
+the reference answer first, then the start of the instruction, then the responses down to their
+floor; never the template or the rubric). It reuses the backend's own methods on a tokenizer, so there is no
 second copy of those rules.
 
 :meth:`PromptRenderer.encode` tokenises ``prompt`` as the backend does (``backend.encode``) and the
@@ -46,15 +47,16 @@ from ..templates import (
     detect_family,
     relative_prompt,
 )
-from ..truncation import PromptTooLong, fit_prompt
+from ..truncation import ABSOLUTE_CUTS, RELATIVE_CUTS, PromptTooLong, fit_prompt
 from .data import DataReport, EvaluatorExample
 
 logger = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100
-# the judge's cut order (Judge.grade / Judge.compare)
-_ABSOLUTE_GROUPS = [(("response",), "head"), (("reference_answer",), "head"), (("instruction",), "tail")]
-_RELATIVE_GROUPS = [(("response_a", "response_b"), "head"), (("reference_answer",), "head"), (("instruction",), "tail")]
+# the judge's cut plan (Judge.grade / Judge.compare use the same constants): one plan, so a
+# training prompt stays byte for byte the prompt the judge sends
+_ABSOLUTE_GROUPS = ABSOLUTE_CUTS
+_RELATIVE_GROUPS = RELATIVE_CUTS
 
 
 class _TokenizerBackend(TransformersBackend):
