@@ -1,0 +1,100 @@
+"""Fingerprints of what a local evaluator computes with, for cache keys: its weights as loaded (an
+adapter merged or not included) and its tokenizer, so that two fine-tunes saved in folders of one
+name, or a judge retrained in place, never share judgments.
+
+The weights' fingerprint hashes, for every parameter tensor, its name, shape and dtype, a float64
+sum over all its elements, and an evenly spaced sample of its values: cheap on a GPU (one reduction
+and one small gather per tensor) and changed by any training step that moves a tensor. It is
+computed again only after a parameter changed (torch counts in-place writes).
+
+Example:
+    >>> import torch
+    >>> layer = torch.nn.Linear(4, 2)
+    >>> before = weights_fingerprint(layer)
+    >>> with torch.no_grad():
+    ...     _ = layer.weight.add_(1.0)
+    >>> before == weights_fingerprint(layer), len(before)
+    (False, 32)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import weakref
+from typing import Any
+
+SAMPLE_PER_TENSOR = 4096
+_SUM_CHUNK = 1 << 24  # elements summed at a time: a float64 copy of a whole embedding would not fit
+_weights_memo: "weakref.WeakKeyDictionary[Any, tuple[Any, str]]" = weakref.WeakKeyDictionary()
+_vocab_memo: "weakref.WeakKeyDictionary[Any, tuple[Any, str]]" = weakref.WeakKeyDictionary()
+
+
+def _memo_get(memo: Any, owner: Any, version: Any) -> str | None:
+    try:
+        seen = memo.get(owner)
+    except TypeError:  # not weak-referenceable: no memo
+        return None
+    return seen[1] if seen is not None and version is not None and seen[0] == version else None
+
+
+def _memo_put(memo: Any, owner: Any, version: Any, value: str) -> str:
+    if version is not None:
+        try:
+            memo[owner] = (version, value)
+        except TypeError:
+            pass
+    return value
+
+
+def _parameters_version(model: Any) -> tuple | None:
+    try:
+        return tuple((p.data_ptr(), p._version) for p in model.parameters())
+    except (RuntimeError, AttributeError):  # inference tensors keep no version counter
+        return None
+
+
+def weights_fingerprint(model: Any) -> str:
+    """A 32-hex-digit fingerprint of a torch module's parameters (see the module docstring)."""
+    import torch
+
+    version = _parameters_version(model)
+    known = _memo_get(_weights_memo, model, version)
+    if known is not None:
+        return known
+    digest = hashlib.sha256()
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            digest.update(f"{name}|{tuple(param.shape)}|{param.dtype}|".encode())
+            if param.device.type == "meta" or param.numel() == 0:  # offloaded: its shape is all we see
+                continue
+            flat = param.detach().reshape(-1)
+            sample = flat[:: max(1, flat.numel() // SAMPLE_PER_TENSOR)][:SAMPLE_PER_TENSOR]
+            total = torch.zeros((), dtype=torch.float64, device=flat.device)
+            for start in range(0, flat.numel(), _SUM_CHUNK):
+                total += flat[start:start + _SUM_CHUNK].to(torch.float64).sum()
+            digest.update(torch.cat([total.reshape(1), sample.to(torch.float64)]).cpu().numpy().tobytes())
+    return _memo_put(_weights_memo, model, version, digest.hexdigest()[:32])
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str | None:
+    """A 32-hex-digit fingerprint of a tokenizer: its vocabulary and rules (the fast tokenizer's
+    whole definition, else its vocabulary), special tokens and chat template; None for no tokenizer."""
+    if tokenizer is None:
+        return None
+    size = len(tokenizer)
+    vocab = _memo_get(_vocab_memo, tokenizer, size)
+    if vocab is None:
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        text = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
+        vocab = _memo_put(_vocab_memo, tokenizer, size, hashlib.sha256(text.encode("utf-8")).hexdigest())
+    rules = {
+        "class": type(tokenizer).__name__,
+        "size": size,
+        "vocab": vocab,
+        "special": {k: str(v) for k, v in sorted(getattr(tokenizer, "special_tokens_map", {}).items())},
+        "chat_template": getattr(tokenizer, "chat_template", None),
+        "add_bos": getattr(tokenizer, "add_bos_token", None),
+    }
+    text = json.dumps(rules, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
