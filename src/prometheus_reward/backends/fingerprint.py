@@ -2,10 +2,13 @@
 adapter merged or not included) and its tokenizer, so that two fine-tunes saved in folders of one
 name, or a judge retrained in place, never share judgments.
 
-The weights' fingerprint hashes, for every parameter tensor, its name, shape and dtype, a float64
-sum over all its elements, and an evenly spaced sample of its values: cheap on a GPU (one reduction
-and one small gather per tensor) and changed by any training step that moves a tensor. It is
-computed again only after a parameter changed (torch counts in-place writes).
+The weights' fingerprint hashes, for every parameter tensor, its name, shape and dtype and an evenly
+spaced sample of its values (its first element included): cheap anywhere (one small gather per
+tensor, a few milliseconds for a 7B model on a GPU), exact (no reduction whose rounding depends on
+threads or devices, so every process that loads the same weights gets the same fingerprint), and
+changed by any training step that moves a tensor densely, as fine-tuning and merged LoRA adapters do.
+A change confined to elements off the sample (a few rows of an embedding) is not seen. It is computed
+again only after a parameter changed (torch counts in-place writes).
 
 Example:
     >>> import torch
@@ -22,10 +25,10 @@ from __future__ import annotations
 import hashlib
 import json
 import weakref
+from pathlib import Path
 from typing import Any
 
-SAMPLE_PER_TENSOR = 4096
-_SUM_CHUNK = 1 << 24  # elements summed at a time: a float64 copy of a whole embedding would not fit
+SAMPLE_PER_TENSOR = 8192
 _weights_memo: "weakref.WeakKeyDictionary[Any, tuple[Any, str]]" = weakref.WeakKeyDictionary()
 _vocab_memo: "weakref.WeakKeyDictionary[Any, tuple[Any, str]]" = weakref.WeakKeyDictionary()
 
@@ -70,24 +73,39 @@ def weights_fingerprint(model: Any) -> str:
                 continue
             flat = param.detach().reshape(-1)
             sample = flat[:: max(1, flat.numel() // SAMPLE_PER_TENSOR)][:SAMPLE_PER_TENSOR]
-            total = torch.zeros((), dtype=torch.float64, device=flat.device)
-            for start in range(0, flat.numel(), _SUM_CHUNK):
-                total += flat[start:start + _SUM_CHUNK].to(torch.float64).sum()
-            digest.update(torch.cat([total.reshape(1), sample.to(torch.float64)]).cpu().numpy().tobytes())
+            digest.update(sample.to(torch.float64).cpu().numpy().tobytes())
     return _memo_put(_weights_memo, model, version, digest.hexdigest()[:32])
 
 
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "spiece.model", "vocab.json", "vocab.txt", "merges.txt",
+                    "added_tokens.json", "special_tokens_map.json", "tokenizer_config.json")
+
+
+def _vocabulary_digest(tokenizer: Any) -> str:
+    # the files it was loaded from, when they are a local folder (fast); else its definition in memory
+    folder = Path(str(getattr(tokenizer, "name_or_path", "") or ""))
+    files = [folder / name for name in _TOKENIZER_FILES if folder.is_dir() and (folder / name).is_file()]
+    digest = hashlib.sha256()
+    if files:
+        for path in files:
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        return digest.hexdigest()
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    text = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
+    digest.update(text.encode("utf-8"))
+    return digest.hexdigest()
+
+
 def tokenizer_fingerprint(tokenizer: Any) -> str | None:
-    """A 32-hex-digit fingerprint of a tokenizer: its vocabulary and rules (the fast tokenizer's
-    whole definition, else its vocabulary), special tokens and chat template; None for no tokenizer."""
+    """A 32-hex-digit fingerprint of a tokenizer: its vocabulary and rules (the files of the folder it
+    was loaded from; else the fast tokenizer's whole definition, or its vocabulary), its size, special
+    tokens and chat template as they are now; None for no tokenizer."""
     if tokenizer is None:
         return None
     size = len(tokenizer)
     vocab = _memo_get(_vocab_memo, tokenizer, size)
     if vocab is None:
-        backend = getattr(tokenizer, "backend_tokenizer", None)
-        text = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
-        vocab = _memo_put(_vocab_memo, tokenizer, size, hashlib.sha256(text.encode("utf-8")).hexdigest())
+        vocab = _memo_put(_vocab_memo, tokenizer, size, _vocabulary_digest(tokenizer))
     rules = {
         "class": type(tokenizer).__name__,
         "size": size,
