@@ -116,3 +116,36 @@ def tokenizer_fingerprint(tokenizer: Any) -> str | None:
     }
     text = json.dumps(rules, sort_keys=True, default=repr)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+_BYTES_PER_PROBE, _PROBES_PER_FILE = 4096, 64
+
+
+def files_fingerprint(folder: str | Path) -> str | None:
+    """A 32-hex-digit fingerprint of the weight files in a model or adapter folder, for engines that
+    load the weights where Python cannot read them (vLLM): each file's name and size and 64 evenly
+    spaced 4 KiB probes of its bytes. None when ``folder`` is no local folder (a hub id).
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (folder / "model.safetensors").write_bytes(bytes(range(256)) * 64)
+        >>> before = files_fingerprint(folder)
+        >>> _ = (folder / "model.safetensors").write_bytes(bytes(range(255, -1, -1)) * 64)
+        >>> before != files_fingerprint(folder), files_fingerprint(folder / "missing")
+        (True, None)
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name.endswith(_WEIGHT_SUFFIXES)):
+        size = path.stat().st_size
+        digest.update(f"{path.relative_to(folder)}|{size}|".encode())
+        with path.open("rb") as handle:
+            for probe in range(_PROBES_PER_FILE):
+                handle.seek(probe * max(0, size - _BYTES_PER_PROBE) // max(1, _PROBES_PER_FILE - 1))
+                digest.update(handle.read(_BYTES_PER_PROBE))
+    return digest.hexdigest()[:32]
+
