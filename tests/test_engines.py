@@ -223,7 +223,7 @@ def test_cache_identity_is_every_judging_rule_plus_the_backend():
     judge = Judge(ScriptedBackend())
     ident = judge_identity(judge)
     rules = judge.config.judging_rules()
-    assert {"model_id", "revision", "family"} | set(rules) == set(ident)
+    assert {"model_id", "revision", "family", "evaluator"} | set(rules) == set(ident)
     backend_fields = {f.name for f in dataclasses.fields(JudgeConfig) if f.metadata["backend"]}
     assert backend_fields | set(rules) == {f.name for f in dataclasses.fields(JudgeConfig)}
     sampling = sampling_identity(judge, {})

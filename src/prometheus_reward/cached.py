@@ -1,16 +1,24 @@
 """A durable judgment cache: sqlite on disk, keyed by a content hash of everything that decides a
 judgment, so reruns (after a crash, ``kill -9`` included) never pay twice for the same call.
 
-A key is the sha256 of a canonical JSON of: the judge (the backend's model id, revision and chat
-family, and every judging rule of its frozen config: relative-prompt variant, budgets, score
-floors, defences...), the kind of judgment and template (absolute / relative, with or without swap), the mode,
+A key is the sha256 of a canonical JSON of: the judge (the evaluator: its model id, revision,
+chat family, engine, context length and fingerprint, i.e. a local model's weights as loaded, adapter
+included, and its tokenizer, an HTTP server's API and logprob settings; and every judging rule of
+its frozen config: relative-prompt variant, budgets, score floors, defences...), the kind of judgment and template (absolute / relative, with or without swap), the mode,
 the number of samples, the sampling parameters after overrides, and the row inputs with the
 rubric *rendered* (so a preset name and its text give one key). Values are the ``Grade`` /
 ``Preference`` dicts. The database runs in WAL mode: many processes may read and write at once,
 and a committed batch survives a killed process.
 
 :class:`CachedJudge` puts the Judge interface over the cache: only the misses reach the judge,
-and only usable judgments are stored (a bad-input or unparseable row is judged again next time).
+and only complete judgments are stored: a row with an error, a partial result (``partial_samples``,
+``single_order``) or a checklist with an item not judged is judged again next time.
+
+A cache file belongs to one evaluator: the first :class:`CachedJudge` to open it records the
+evaluator's identity in the file, and another evaluator's judge is refused
+(:class:`CacheIdentityError`) unless it is opened with ``share=True`` (``--cache-share``); their keys
+never collide, so sharing is safe, but it must be asked for. The default path is one file per
+evaluator.
 
 Example:
     >>> from prometheus_reward.cached import JudgmentCache
@@ -40,18 +48,34 @@ from .grades import Grade, Preference
 from .rows import RowError, column
 
 CACHE_ENV = "PROMETHEUS_REWARD_CACHE"
-CACHE_SCHEMA_VERSION = 3  # 2: grades carry source and score mass; 3: the judge identity is every judging rule
+# 2: grades carry source and score mass; 3: the judge identity is every judging rule;
+# 4: the evaluator's engine, context length and fingerprint (weights, tokenizer, API settings) join it
+CACHE_SCHEMA_VERSION = 4
 _SQLITE_MAX_VARS = 500  # stay well under SQLITE_MAX_VARIABLE_NUMBER on old builds
 
 
-def default_cache_path() -> Path:
-    """``$PROMETHEUS_REWARD_CACHE`` if set, else ``judgments.sqlite`` under the package cache home."""
+class CacheIdentityError(ValueError):
+    """A cache file written by one evaluator, opened by another without ``share=True``."""
+
+
+def default_cache_path(evaluator: Mapping[str, Any] | None = None) -> Path:
+    """``$PROMETHEUS_REWARD_CACHE`` if set; else, under the package cache home, one file per
+    evaluator (``judgments/<model>-<identity hash>.sqlite``) when its identity is given (see
+    :func:`evaluator_identity`), or ``judgments.sqlite``.
+
+    Example:
+        >>> default_cache_path({"model_id": "runs/a/final"}).name  # doctest: +SKIP
+        'final-3f2a9c0d1e4b.sqlite'
+    """
     env = os.environ.get(CACHE_ENV)
     if env:
         return Path(env)
     from .embedded import cache_home
 
-    return cache_home() / "judgments.sqlite"
+    if evaluator is None:
+        return cache_home() / "judgments.sqlite"
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(str(evaluator.get("model_id"))).name)
+    return cache_home() / "judgments" / f"{name or 'evaluator'}-{identity_hash(evaluator)[:12]}.sqlite"
 
 
 class JudgmentCache:
@@ -90,6 +114,7 @@ class JudgmentCache:
                 "CREATE TABLE IF NOT EXISTS judgments ("
                 " key TEXT PRIMARY KEY, kind TEXT NOT NULL, value TEXT NOT NULL, created REAL NOT NULL)"
             )
+            self._conn.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
 
     # -- raw access ---------------------------------------------------------------------------
     def get(self, key: str) -> dict[str, Any] | None:
@@ -126,6 +151,45 @@ class JudgmentCache:
                 raise
             self.writes += len(rows)
 
+    def claim(self, evaluator: Mapping[str, Any], share: bool = False) -> None:
+        """Record ``evaluator`` (an :func:`evaluator_identity`) as the file's owner when it has
+        none; when another evaluator owns it, raise :class:`CacheIdentityError` unless ``share``.
+
+        Example:
+            >>> cache = JudgmentCache(":memory:")
+            >>> cache.claim({"model_id": "a"})
+            >>> cache.claim({"model_id": "b"})
+            Traceback (most recent call last):
+            ...
+            prometheus_reward.cached.CacheIdentityError: :memory: holds the judgments of another evaluator (model_id 'a', not 'b'); use another cache file, or share it on purpose: CachedJudge(..., share=True), --cache-share (the keys keep the evaluators' judgments apart)
+            >>> cache.claim({"model_id": "b"}, share=True)
+        """
+        mine = json.dumps(dict(evaluator), sort_keys=True, default=repr)
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")  # two processes creating one file: the first one owns it
+            try:
+                self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('evaluator', ?)", (mine,))
+                owner = self._conn.execute("SELECT value FROM meta WHERE name = 'evaluator'").fetchone()[0]
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        if owner == mine or share:
+            return
+        theirs = json.loads(owner)
+        differs = [f"{name} {theirs.get(name)!r}, not {evaluator.get(name)!r}"
+                   for name in sorted(set(theirs) | set(evaluator)) if theirs.get(name) != evaluator.get(name)]
+        raise CacheIdentityError(
+            f"{self.path} holds the judgments of another evaluator ({'; '.join(differs)}); use another cache "
+            f"file, or share it on purpose: CachedJudge(..., share=True), --cache-share (the keys keep the "
+            f"evaluators' judgments apart)")
+
+    def owner(self) -> dict[str, Any] | None:
+        """The identity of the evaluator that owns the file (see :meth:`claim`), or None."""
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE name = 'evaluator'").fetchone()
+        return None if row is None else json.loads(row[0])
+
     def __len__(self) -> int:
         with self._lock:
             return int(self._conn.execute("SELECT COUNT(*) FROM judgments").fetchone()[0])
@@ -150,8 +214,39 @@ class JudgmentCache:
 
 
 # -- keys ----------------------------------------------------------------------------------------
+def evaluator_identity(backend: Any) -> dict[str, Any]:
+    """What identifies an evaluator backend: its engine (class), model id, revision, chat family and
+    context length (it decides truncation), plus whatever its ``fingerprint()`` reports (a local
+    model's weights as loaded and its tokenizer; an HTTP server's API, logprob settings and
+    tokenizer: see :mod:`prometheus_reward.backends.fingerprint`). A backend without
+    ``fingerprint()`` is known by its name alone.
+
+    Example:
+        >>> evaluator_identity(Judge.from_pretrained("embedded").backend)["context_length"]  # doctest: +SKIP
+        32768
+    """
+    ident = {
+        "engine": type(backend).__name__,
+        "model_id": getattr(backend, "model_id", None),
+        "revision": getattr(backend, "revision", None),
+        "family": getattr(backend, "family", None),
+        "context_length": getattr(backend, "context_length", None),
+    }
+    fingerprint = getattr(backend, "fingerprint", None)
+    if callable(fingerprint):
+        ident.update(fingerprint())
+    return ident
+
+
+def identity_hash(identity: Mapping[str, Any]) -> str:
+    """sha256 of a canonical JSON of an identity."""
+    text = json.dumps(dict(identity), sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=repr)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def judge_identity(judge: Any) -> dict[str, Any]:
-    """What identifies the evaluator in a key: the backend's model id, revision and chat family,
+    """What identifies the judge in a key: the backend's model id, revision and chat family, the
+    whole :func:`evaluator_identity` (``evaluator``: weights, tokenizer, context length, API...),
     plus every judging rule of the judge's frozen config (:meth:`JudgeConfig.judging_rules
     <prometheus_reward.config.JudgeConfig.judging_rules>`: all fields not marked as describing
     the backend, so a new rule joins the key without a list to update here). A judge-like object
@@ -169,6 +264,7 @@ def judge_identity(judge: Any) -> dict[str, Any]:
         "model_id": judge.model_id,
         "revision": getattr(judge.backend, "revision", None),
         "family": getattr(judge.backend, "family", None),
+        "evaluator": evaluator_identity(judge.backend),
     }
 
 
@@ -222,9 +318,10 @@ def judgment_key(
 
 
 def _row_keys(judge: Any, kind: str, mode: str, samples: int, overrides: Mapping[str, Any], rubrics: list[Any],
-              columns: Mapping[str, Sequence[Any]]) -> list[str]:
-    """One key per row; each distinct rubric object is rendered once."""
+              columns: Mapping[str, Sequence[Any]], claim: Callable[[Mapping[str, Any]], None] = lambda _: None) -> list[str]:
+    """One key per row; each distinct rubric object is rendered once; ``claim`` sees the evaluator."""
     ident, sampling = judge_identity(judge), sampling_identity(judge, overrides)
+    claim(ident["evaluator"])
     rendered: dict[int, Any] = {}
     keys = []
     for i, rubric in enumerate(rubrics):
@@ -235,8 +332,28 @@ def _row_keys(judge: Any, kind: str, mode: str, samples: int, overrides: Mapping
     return keys
 
 
+PARTIAL_FLAGS = ("partial_samples", "single_order")  # a judgment allowed to stand on part of its evidence
+
+
+def is_complete(judgment: Grade | Preference) -> bool:
+    """Whether a judgment may be stored: no error, not partial (:data:`PARTIAL_FLAGS`), and for a
+    checklist, every item judged.
+
+    Example:
+        >>> is_complete(Grade(score=4, mean=4.0)), is_complete(Grade(score=4, mean=4.0, flags=["partial_samples"]))
+        (True, False)
+        >>> is_complete(Grade(expected=2.0, items=[{"id": "a", "value": 5.0, "error": None},
+        ...                                        {"id": "b", "value": None, "error": "no verdict"}]))
+        False
+    """
+    if judgment.error is not None or any(flag in PARTIAL_FLAGS for flag in judgment.flags):
+        return False
+    items = getattr(judgment, "items", None) or ()
+    return all(item.get("error") is None and item.get("value") is not None for item in items)
+
+
 def _through_cache(cache: JudgmentCache, kind: str, keys: list[str], run: Callable[[list[int]], list], restore: Callable[..., Any]) -> list:
-    """Hits from sqlite; misses (deduplicated by key) judged in one ``run(rows)`` call; usable
+    """Hits from sqlite; misses (deduplicated by key) judged in one ``run(rows)`` call; complete
     results stored before returning, in input order."""
     found = cache.get_many(keys)
     todo: dict[str, int] = {}
@@ -246,7 +363,7 @@ def _through_cache(cache: JudgmentCache, kind: str, keys: list[str], run: Callab
     fresh: dict[str, Any] = {}
     if todo:
         fresh = dict(zip(todo, run(list(todo.values()))))
-        cache.put_many({k: r.to_dict() for k, r in fresh.items() if r.error is None}, kind=kind)
+        cache.put_many({k: r.to_dict() for k, r in fresh.items() if is_complete(r)}, kind=kind)
     return [fresh[k] if k in fresh else restore.from_dict(found[k]) for k in keys]
 
 
@@ -257,12 +374,14 @@ class CachedJudge:
     (rerank, best-of-n, labeling, rewards) takes it where it takes a judge.
 
     Hits come from sqlite; misses (deduplicated by key) go to the wrapped judge in one call, and
-    usable results are stored before they are returned. ``grade_rendered`` passes through uncached.
+    complete results are stored before they are returned. ``grade_rendered`` passes through uncached.
 
     Args:
         judge: a :class:`~prometheus_reward.judge.Judge`.
-        cache: a :class:`JudgmentCache`, a path, or None (``$PROMETHEUS_REWARD_CACHE`` or the
-            default path).
+        cache: a :class:`JudgmentCache`, a path, or None (``$PROMETHEUS_REWARD_CACHE``, else one
+            file per evaluator under the cache home: :func:`default_cache_path`).
+        share: open a file another evaluator owns (see :meth:`JudgmentCache.claim`); without it
+            that is a :class:`CacheIdentityError`.
 
     Example:
         >>> judge = CachedJudge(Judge.from_pretrained("embedded"), "judgments.sqlite")        # doctest: +SKIP
@@ -270,15 +389,29 @@ class CachedJudge:
         3.12
     """
 
-    def __init__(self, judge: Any, cache: "JudgmentCache | str | Path | None" = None):
+    def __init__(self, judge: Any, cache: "JudgmentCache | str | Path | None" = None, share: bool = False):
         if isinstance(judge, CachedJudge):
             judge = judge.judge
         self.judge = judge
-        self.cache = cache if isinstance(cache, JudgmentCache) else JudgmentCache(cache)
+        self.share = share
+        evaluator = evaluator_identity(judge.backend)
+        if isinstance(cache, JudgmentCache):
+            self.cache = cache
+        else:
+            self.cache = JudgmentCache(default_cache_path(evaluator) if cache is None else cache)
+        self._claimed = ""
+        self._claim(evaluator)
+
+    def _claim(self, evaluator: Mapping[str, Any]) -> None:
+        # checked again whenever the evaluator's identity changes (weights trained in this process)
+        fingerprint = identity_hash(evaluator)
+        if fingerprint != self._claimed:
+            self.cache.claim(evaluator, share=self.share)
+            self._claimed = fingerprint
 
     def __getattr__(self, name: str) -> Any:
         # everything else (model_id, backend, sampling, config, relative_variant...) is the judge's
-        if name in ("judge", "cache"):
+        if name in ("judge", "cache", "share", "_claimed"):
             raise AttributeError(name)
         return getattr(self.judge, name)
 
@@ -288,7 +421,7 @@ class CachedJudge:
     def replace(self, **changes: Any) -> "CachedJudge":
         """:meth:`Judge.replace <prometheus_reward.judge.Judge.replace>`, still through this cache
         (the new rules give new keys)."""
-        return CachedJudge(self.judge.replace(**changes), self.cache)
+        return CachedJudge(self.judge.replace(**changes), self.cache, share=self.share)
 
     def grade(self, instructions: Sequence[Any], responses: Sequence[Any], rubric: Any,
               reference_answers: Any = None, mode: str = JudgingConfig.mode, samples: int = 1,
@@ -301,7 +434,8 @@ class CachedJudge:
         references = column(reference_answers, n, "reference_answers")
         kind = "absolute" if checklist_aggregation is None else f"absolute+checklist-{checklist_aggregation}"
         keys = _row_keys(self.judge, kind, mode, samples, sampling, rubrics,
-                         {"instruction": instructions, "response": responses, "reference_answer": references})
+                         {"instruction": instructions, "response": responses, "reference_answer": references},
+                         self._claim)
         extra = {} if checklist_aggregation is None else {"checklist_aggregation": checklist_aggregation}
 
         def run(rows: list[int]) -> list[Grade]:
@@ -324,7 +458,7 @@ class CachedJudge:
         kind = "relative+swap" if swap else "relative"
         keys = _row_keys(self.judge, kind, mode, samples, sampling, rubrics,
                          {"instruction": instructions, "response_a": responses_a, "response_b": responses_b,
-                          "reference_answer": references})
+                          "reference_answer": references}, self._claim)
 
         def run(rows: list[int]) -> list[Preference]:
             return self.judge.compare(

@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
+from .parsing import RESULT_HEAD, VERDICT_FORMS
+
 # (open, close) pairs of hidden-reasoning blocks: a reasoning policy is graded on its answer only.
 REASONING_BLOCKS: tuple[tuple[str, str], ...] = (
     ("<think>", "</think>"),
@@ -23,13 +25,33 @@ REASONING_BLOCKS: tuple[tuple[str, str], ...] = (
     ("<|begin_of_thought|>", "<|end_of_thought|>"),
     ("[THINK]", "[/THINK]"),
 )
-_RESULT_MARKER = re.compile(r"\[\s*RESULT\s*\]", re.IGNORECASE)
 _TEMPLATE_HEADER = re.compile(
     r"^([ \t]*)#{2,}[ \t]*(Task Description|The instruction to evaluate|Instruction|Response to evaluate|"
     r"Response [AB]|Reference Answer(?: \(Score 5\))?|Score Rubrics?|Feedback)[ \t]*:",
     re.IGNORECASE | re.MULTILINE,
 )
 _SCORE_LINE = re.compile(r"^([ \t]*)(Score(?:[ \t]+[1-5])?)[ \t]*:", re.IGNORECASE | re.MULTILINE)
+# How a verdict's head is broken: every head of the parser's forms ends in one of these delimiters.
+_HEAD_BREAKS = {":": " -", "[": "(", "]": ")"}
+
+
+def _break_head(head: str) -> str:
+    broken = "".join(_HEAD_BREAKS.get(char, char) for char in head)
+    return broken if broken != head else "(verdict)"  # a head without a delimiter loses its words
+
+
+def _break_verdicts(text: str, flags: list[str]) -> str:
+    """Rewrite the head of every verdict form of the parser (:data:`prometheus_reward.parsing.VERDICT_FORMS`)
+    found anywhere in ``text``, until none is left (a rewrite only removes delimiters, so this ends)."""
+    while True:
+        found = False
+        for form in VERDICT_FORMS:
+            text, n = form.anywhere.subn(lambda m: _break_head(m["head"]) + m.group(0)[len(m["head"]):], text)
+            if n:
+                found = True
+                flags.append(form.flag)
+        if not found:
+            return text
 
 
 @dataclass(frozen=True)
@@ -80,7 +102,12 @@ def neutralize_markers(text: str) -> GuardedText:
       ``###Response to evaluate:``, ``###Reference Answer (Score 5):``...) loses its ``###`` for a
       single ``#`` and a space (``# Feedback:``): flag ``template_section``;
     - a rubric or score line (``Score 5: ...``, ``Score: 4``) at a line start gets `` -`` instead of
-      its colon (``Score 5 - ...``): flag ``score_line``.
+      its colon (``Score 5 - ...``): flag ``score_line``;
+    - every other verdict the parser would read (each form of :data:`prometheus_reward.parsing.VERDICT_FORMS`,
+      found anywhere: ``**Score:** 5``, ``## Score: 5``, ``Good. Score: 4``, ``Winner: B``,
+      ``Verdict: A``, ``Better response: A``...) has its head's delimiter rewritten the same way
+      (``**Score -** 5``, ``Winner - B``): flag ``score_line`` or ``verdict_line``. The forms come from
+      the parser itself, so a form it learns is rewritten here without a second list.
 
     Ordinary markdown headings (``### Step 1``) and prose are left alone.
 
@@ -90,7 +117,7 @@ def neutralize_markers(text: str) -> GuardedText:
         ('Great answer.\\n# Feedback: flawless (RESULT) 5', ('result_marker', 'template_section'))
     """
     flags = []
-    text, n = _RESULT_MARKER.subn("(RESULT)", text)
+    text, n = RESULT_HEAD.subn("(RESULT)", text)
     if n:
         flags.append("result_marker")
     text, n = _TEMPLATE_HEADER.subn(lambda m: f"{m.group(1)}# {m.group(2)}:", text)
@@ -99,7 +126,8 @@ def neutralize_markers(text: str) -> GuardedText:
     text, n = _SCORE_LINE.subn(lambda m: f"{m.group(1)}{m.group(2)} -", text)
     if n:
         flags.append("score_line")
-    return GuardedText(text, tuple(flags))
+    text = _break_verdicts(text, flags)
+    return GuardedText(text, tuple(dict.fromkeys(flags)))
 
 
 def guard_response(text: str, strip: bool = True, neutralize: bool = True) -> GuardedText:

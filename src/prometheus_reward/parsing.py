@@ -7,7 +7,10 @@ taken for the score. Out-of-range numbers and anything unrecognised give ``None`
 silent 1 or 5.
 
 Only verdicts count: the protocol's ``[RESULT]`` forms (``[RESULT] 4``, ``[RESULT]: (4)``,
-``[RESULT] Score: 4/5``...) and an explicit final ``Score: N`` line. Prose is not a verdict: a bare
+``[RESULT] Score: 4/5``...) and an explicit final ``Score: N`` (a line of its own, ``**Final score:** 4``,
+or closing the last sentence: ``Correct. Score: 4``); for pairs, ``[RESULT] A`` and a final
+``Winner:`` / ``Verdict:`` / ``Better response:`` line. Every form is one :class:`VerdictForm` of
+:data:`VERDICT_FORMS`, which the defences (:mod:`prometheus_reward.guards`) read too. Prose is not a verdict: a bare
 ``(1)`` ending a sentence ("as described in footnote (1)"), "result 4" or "4 out of 5" without the
 marker give ``None``, so that ``generate`` mode samples again instead of guessing.
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 # End-of-sequence tokens and chat-turn closers that models leave at the end.
 _END_TOKENS = r"(?:</s>|<eos>|<\|eot_id\|>|<\|im_end\|>|<\|endoftext\|>|<end_of_turn>|\[/INST\]|<\|end\|>)"
@@ -32,32 +36,61 @@ _TRAIL = rf"(?:\s|{_END_TOKENS}|[.!。)\]}}\"'`*_])*"
 
 _SCORE = r"(?P<value>\d+(?:\.\d+)?)"
 _OUT_OF = r"(?:\s*(?:/|out\s+of)\s*5(?:\.0)?)?"
+_WINNER = r"(?:response\s*)?[\(\[\"']?\s*(?P<value>[AB])\b"
 
-_ABSOLUTE_PATTERNS = [
+
+@dataclass(frozen=True)
+class VerdictForm:
+    """One way an evaluator may write its verdict: a ``head`` (what announces it: ``[RESULT]``, a
+    ``Score:`` line...) and a ``body`` (from the head up to the value). The parser reads a form
+    only at the end of a text (``head + body + trailing decoration + end``); :mod:`prometheus_reward.guards`
+    rewrites every ``head + body`` it finds anywhere in a policy response, so a form added here is
+    defended without a second list. ``flag`` names the form in :attr:`Grade.flags
+    <prometheus_reward.grades.Grade.flags>`; ``kind`` is ``absolute`` or ``relative``.
+
+    Every head ends in a delimiter (``:`` or ``]``) that the defences rewrite.
+    """
+
+    kind: str
+    head: str
+    body: str
+    flag: str
+
+    @cached_property
+    def anywhere(self) -> "re.Pattern[str]":
+        """The form wherever it stands (not only at the end): what the defences look for."""
+        return re.compile(rf"(?P<head>{self.head}){self.body}", re.IGNORECASE)
+
+    @cached_property
+    def at_end(self) -> "re.Pattern[str]":
+        """The form as the parser reads it: at the end of the text."""
+        return re.compile(rf"(?P<head>{self.head}){self.body}{_TRAIL}\Z", re.IGNORECASE)
+
+
+_RESULT_HEAD = r"\[\s*RESULT\s*\]"
+RESULT_HEAD = re.compile(_RESULT_HEAD, re.IGNORECASE)  # the protocol marker, any case or spacing
+# "Score:" (with markdown decoration, "Final score:"...) at a line start, or after a sentence's end
+_SCORE_WORD = r"(?:(?:final|overall|total)[ \t]+)?score[ \t*_]*:"
+_SCORE_LINE_HEAD = rf"(?m:^)[ \t*_#]*{_SCORE_WORD}"
+_SCORE_AFTER_SENTENCE_HEAD = rf"(?<=[.!?])[ \t]+(?:\*\*|__)?{_SCORE_WORD}"
+_WINNER_LINE_HEAD = r"(?m:^)[ \t*_#]*(?:winner|better\s+response|verdict)[ \t*_]*:"
+
+VERDICT_FORMS: tuple[VerdictForm, ...] = (
     # [RESULT] 4 | [RESULT]: 4 | [RESULT] (4) | [RESULT] Score: 4 | [RESULT] 4/5
-    re.compile(
-        rf"\[\s*RESULT\s*\]\s*[:=\-]?\s*(?:\*\*)?\s*(?:score\s*[:=]?\s*)?[\(\[]?\s*{_SCORE}{_OUT_OF}{_TRAIL}\Z",
-        re.IGNORECASE,
-    ),
-    # an explicit final "Score: 4" (or "**Score:** 4/5") on a line of its own
-    re.compile(
-        rf"(?:^|\n)[ \t*_#]*score[ \t*_]*:[ \t*_]*[\(\[]?\s*{_SCORE}{_OUT_OF}{_TRAIL}\Z",
-        re.IGNORECASE,
-    ),
-]
-
-_RELATIVE_PATTERNS = [
+    VerdictForm("absolute", _RESULT_HEAD,
+                rf"\s*[:=\-]?\s*(?:\*\*)?\s*(?:score\s*[:=]?\s*)?[\(\[]?\s*{_SCORE}{_OUT_OF}", "result_marker"),
+    # an explicit final "Score: 4" (or "**Score:** 4/5", "Final score: 4") on a line of its own
+    VerdictForm("absolute", _SCORE_LINE_HEAD, rf"[ \t*_]*[\(\[]?\s*{_SCORE}{_OUT_OF}", "score_line"),
+    # ... or closing the feedback's last sentence: "Clear and correct. Score: 4"
+    VerdictForm("absolute", _SCORE_AFTER_SENTENCE_HEAD, rf"[ \t*_]*[\(\[]?\s*{_SCORE}{_OUT_OF}", "score_line"),
     # [RESULT] A | [RESULT]: B | [RESULT] Response A | [RESULT] (B)
-    re.compile(
-        rf"\[\s*RESULT\s*\]\s*[:=\-]?\s*(?:\*\*)?\s*(?:response\s*)?[\(\[\"']?\s*(?P<value>[AB])\b{_TRAIL}\Z",
-        re.IGNORECASE,
-    ),
+    VerdictForm("relative", _RESULT_HEAD, rf"\s*[:=\-]?\s*(?:\*\*)?\s*{_WINNER}", "result_marker"),
     # an explicit final "Winner: Response B" / "Better response: A" / "Verdict: A" line
-    re.compile(
-        rf"(?:^|\n)[ \t*_#]*(?:winner|better\s+response|verdict)[ \t*_]*:\s*(?:\*\*)?\s*(?:response\s*)?[\(\[\"']?\s*(?P<value>[AB])\b{_TRAIL}\Z",
-        re.IGNORECASE,
-    ),
-]
+    VerdictForm("relative", _WINNER_LINE_HEAD, rf"\s*(?:\*\*)?\s*{_WINNER}", "verdict_line"),
+)
+
+_ABSOLUTE_PATTERNS = [form.at_end for form in VERDICT_FORMS if form.kind == "absolute"]
+_RELATIVE_PATTERNS = [form.at_end for form in VERDICT_FORMS if form.kind == "relative"]
 
 _FEEDBACK_PREFIX = re.compile(r"\A\s*(?:\*\*)?feedback(?:\*\*)?\s*:\s*", re.IGNORECASE)
 

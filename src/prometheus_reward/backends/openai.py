@@ -230,6 +230,14 @@ class OpenAIBackend(Backend):
             max_attempts=config.max_attempts, **extra,
         )
 
+    def fingerprint(self) -> dict[str, Any]:
+        """What cache keys hold of this evaluator beyond its name: the API, the logprob and prompt
+        settings, the extra request fields and the tokenizer that formats prompts."""
+        from .fingerprint import tokenizer_fingerprint
+
+        return {"api": self.api, "top_logprobs": self.top_logprobs, "strip_bos": self.strip_bos,
+                "extra_body": self.extra_body, "tokenizer": tokenizer_fingerprint(self.tokenizer)}
+
     # -- construction helpers ----------------------------------------------------------------
     @staticmethod
     def _normalize_url(url: str) -> str:

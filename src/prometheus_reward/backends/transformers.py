@@ -210,6 +210,13 @@ class TransformersBackend(Backend):
     def _default_context_length(self) -> int:
         return default_context_length(self.family, self.model.config, self.tokenizer)
 
+    def fingerprint(self) -> dict[str, Any]:
+        """What cache keys hold of this evaluator beyond its name: the weights as loaded (adapter
+        included) and the tokenizer (:mod:`prometheus_reward.backends.fingerprint`)."""
+        from .fingerprint import tokenizer_fingerprint, weights_fingerprint
+
+        return {"weights": weights_fingerprint(self.model), "tokenizer": tokenizer_fingerprint(self.tokenizer)}
+
     # -- text ----------------------------------------------------------------------------------
     def format(self, system: str, user: str) -> str:
         return format_chat(system, user, self.family, self.tokenizer)  # type: ignore[arg-type]

@@ -141,8 +141,11 @@ def add_cache_options(parser: argparse.ArgumentParser) -> None:
     from ..cached import CACHE_ENV
 
     group = parser.add_argument_group("judgment cache")
-    group.add_argument("--cache", default=None, help=f"sqlite judgment cache (default ${CACHE_ENV} or the cache home)")
+    group.add_argument("--cache", default=None,
+                       help=f"sqlite judgment cache (default ${CACHE_ENV}, else one file per evaluator under the cache home)")
     group.add_argument("--no-cache", action="store_true", help="judge every row again")
+    group.add_argument("--cache-share", action="store_true",
+                       help="use a cache file that another evaluator wrote (refused otherwise; keys keep them apart)")
 
 
 def judge_from_args(args: argparse.Namespace, cached: bool = False, config: JudgeConfig | None = None) -> Any:
@@ -159,9 +162,12 @@ def judge_from_args(args: argparse.Namespace, cached: bool = False, config: Judg
     what = f"{config.model}" + (f" with --adapter {config.adapter}" if config.adapter else "")
     judge = load_or_explain("--model", what, lambda: Judge.from_config(config))
     if cached and not getattr(args, "no_cache", False):
-        from ..cached import CachedJudge
+        from ..cached import CachedJudge, CacheIdentityError
 
-        return CachedJudge(judge, getattr(args, "cache", None))
+        try:
+            return CachedJudge(judge, getattr(args, "cache", None), share=getattr(args, "cache_share", False))
+        except CacheIdentityError as err:
+            raise UserError(f"--cache: {err}") from None
     return judge
 
 
