@@ -69,8 +69,8 @@ class RubricReward(JudgedReward):
     Logged per call (``rewards/<name>/...``): ``unscorable_frac`` and per cause
     ``unscorable_response_frac``, ``unscorable_judge_frac``, ``unscorable_transport_frac``,
     ``raw_score_mean``, ``truncated_frac``, ``judge_seconds``, and the monitors ``forced_frac``,
-    ``score_mass_mean``, ``flagged_frac``, ``length_reward_corr`` (before the length penalty) and
-    ``length_reward_corr_penalised``. Per row (``log_extra``): ``raw_score``, ``cause``,
+    ``score_mass_mean``, ``flagged_frac``, ``length_reward_corr`` (before the length penalty) and,
+    with a ``length_penalty``, ``length_reward_corr_penalised`` (after it). Per row (``log_extra``): ``raw_score``, ``cause``,
     ``judge_floor``.
 
     Unscorable rows (see :mod:`prometheus_reward.blame`): a response the policy made unjudgeable
@@ -182,7 +182,7 @@ class RubricReward(JudgedReward):
             "raw_score_mean": sum(scored) / len(scored) if scored else None,
             "truncated_frac": sum(g.truncated for g in grades) / n if n else 0.0,
             "judge_seconds": seconds,
-            **self._monitors(before, lengths, grades, penalised=rewards),
+            **self._monitors(before, lengths, grades, penalised=rewards if self.length_penalty else None),
         })
         scored_rows = self._scored_rows(rows, rewards, raw, [g.error for g in grades], grades,
                                         [g.truncated for g in grades], [g.source for g in grades], causes, floors)

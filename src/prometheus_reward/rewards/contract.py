@@ -172,7 +172,7 @@ class RewardBatch:
             >>> RewardBatch([0.2, None, 0.0], rows, "raw_score").filled(neutral=0.5)
             ([0.2, 0.2, 0.0], [None, 'fill', 'floor'])
         """
-        scored = [None if (r.unscorable or row.floor) else r for r, row in zip(self.rewards, self.rows)]
+        scored = [None if (row.unscorable or row.floor) else r for r, row in zip(self.rewards, self.rows)]
         out, how = fill(scored, [row.blamed for row in self.rows], groups=[row.group for row in self.rows],
                         floor=0.0, neutral=neutral)
         for i, (reward, row) in enumerate(zip(self.rewards, self.rows)):
