@@ -383,3 +383,16 @@ def test_the_audit_shows_what_training_pays_for_a_failing_judge():
     assert think.scores == [0.0] * 4 and think.floors == 4 and think.causes == {"response": 4}  # the floor, not None
     assert think.verdict == "safe" and think.mean_reward == 0.0
     assert report.to_dict()["fallback_probes"]["unclosed_think"]["floors"] == 4
+
+
+def test_a_real_judge_refusing_an_unclosed_think_costs_the_floor():
+    # the Judge's own defences refuse the unterminated block; whether or not it names the cause, the
+    # reward blames the response (the defences find nothing to grade) and pays the floor
+    from conftest import ScriptedBackend  # noqa: E402  (same folder)
+
+    from prometheus_reward import Judge
+
+    reward = RubricReward(Judge(ScriptedBackend(lambda p, i: "Fine. [RESULT] 4")), rubric="helpfulness",
+                          mode="generate")
+    batch = reward.score_batch(["q", "q"], ["Paris.", THINK])
+    assert batch.rewards == [0.75, 0.0] and batch.causes == [None, "response"] and batch.rows[1].floor

@@ -10,7 +10,7 @@ from ..config import JudgingConfig, RewardConfig
 from ..grades import Grade
 from ..scoring import Normalizer
 from ..rows import JudgeInputs
-from .base import JudgeCall, JudgedReward, Steps, config_options, failure_cause, finite
+from .base import JudgeCall, JudgedReward, Steps, config_options, failure_cause, finite, unjudgeable
 from .contract import RewardBatch
 
 
@@ -163,7 +163,9 @@ class RubricReward(JudgedReward):
                 g.error = "no usable score"
         keys = [r.key if r is not None else "" for r in rows.rubrics]
         lengths = self._lengths(rows)
-        causes = [None if v is not None else g.cause for g, v in zip(grades, raw)]
+        # a grade without a cause whose response the defences find empty is the policy's doing
+        causes = [None if v is not None else g.cause or ("response" if unjudgeable(text) else None)
+                  for g, v, text in zip(grades, raw, rows.responses)]
         judged = [finite(r) for r in self.normalizer(raw, keys)]
         rewards, before, floors = self._settle(judged, causes, rows, lengths, keys)
         self.last_grades = grades

@@ -26,6 +26,7 @@ from typing import Any, Callable, Collection, Generator, Mapping, Sequence
 
 from ..blame import CircuitBreaker, JudgeOutage
 from ..config import ConfigError, JudgeConfig, JudgingConfig, RewardConfig, from_mapping
+from ..guards import guard_response
 from ..judge import Judge
 from ..rows import JudgeInputs, RubricColumn, group_key, judge_inputs
 from ..checklist import coerce_criteria
@@ -71,6 +72,20 @@ class JudgeBusy(RuntimeError):
 # Exceptions of a judge call that say the request did not arrive or return, not that the evaluator
 # failed to judge: their rows are blamed on the transport.
 _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (TimeoutError, JudgeBusy, ConnectionError, OSError)
+
+
+def unjudgeable(text: str | None) -> bool:
+    """The policy made ``text`` unjudgeable: the defences leave nothing to grade (an unterminated
+    reasoning block, a response that is only hidden reasoning).
+
+    Example:
+        >>> unjudgeable("<think>still going"), unjudgeable("<think>x</think>"), unjudgeable("Paris.")
+        (True, True, False)
+    """
+    if text is None:
+        return False
+    guarded = guard_response(text)
+    return guarded.error is not None or (bool(text.strip()) and not guarded.text.strip())
 
 
 def failure_cause(err: BaseException) -> str:

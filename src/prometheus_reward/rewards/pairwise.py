@@ -26,11 +26,10 @@ from typing import Any, Literal, Mapping, Sequence
 
 from ..config import JudgingConfig, RewardConfig
 from ..grades import Preference
-from ..guards import guard_response
 from ..rows import JudgeInputs, group_key
 from ..scoring import pairwise_reward
 from ..tournament import tournament_pairs, tournament_strengths
-from .base import JudgeCall, JudgedReward, Steps, _config_field, config_options, failure_cause, finite
+from .base import JudgeCall, JudgedReward, Steps, _config_field, config_options, failure_cause, finite, unjudgeable
 from .contract import GROUPS, PAIRS, ROWS, RewardBatch, TournamentRecord
 
 Layout = Literal["online_dpo", "group"]
@@ -201,15 +200,6 @@ class PairwiseReward(JudgedReward):
             ["tie" if i in tied and probs[i] is not None else getattr(row_prefs[i], "source", None) for i in range(n)],
             causes, floors)
         return RewardBatch(rewards, scored_rows, self.value_name, failure, len(judged), stats)
-
-
-def unjudgeable(text: str | None) -> bool:
-    """The policy made ``text`` unjudgeable: the defences leave nothing to grade (an unterminated
-    reasoning block, a response that is only markers or reasoning)."""
-    if text is None:
-        return False
-    guarded = guard_response(text)
-    return guarded.error is not None or (bool(text.strip()) and not guarded.text.strip())
 
 
 def side_cause(cause: str | None, response: str | None, other: str | None) -> str | None:
