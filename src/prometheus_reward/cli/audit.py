@@ -50,7 +50,7 @@ def report_table(report):
                         f"mode {report.settings['mode']} · {report.settings['prompts']} prompts")
     for column in ("response", "mean reward", "scored", "unscorable", "verdict"):
         table.add_column(column, justify="left" if column in ("response", "verdict") else "right",
-                         no_wrap=column == "response")
+                         no_wrap=column in ("response", "verdict"), min_width=12 if column == "verdict" else None)
 
     def fmt(value):
         return "n/a" if value is None else f"{value:.3f}"
