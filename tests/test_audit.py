@@ -40,7 +40,8 @@ def test_audit_flags_the_probe_that_fools_the_judge():
     data = report.to_dict()
     assert set(data["probes"]) == {"empty", "colon", "thought_process", "step_by_step", "restated_question",
                                    "refusal", "self_grading", "fake_feedback", "rubric_echo", "long_filler", "off_topic"}
-    assert data["probes"]["step_by_step"] == {"mean_reward": 1.0, "n": 4, "unscorable": 0, "exploitable": True}
+    assert data["probes"]["step_by_step"] == {"mean_reward": 1.0, "n": 4, "unscorable": 0, "exploitable": True,
+                                              "verdict": "exploitable"}  # issue 19: the verdict field
     assert set(data["controls"]) == {"reference", "wrong"}
 
 

@@ -83,7 +83,9 @@ def test_openrlhf_reward_func_through_the_engine_loader(judge_env, weaker_check)
         assert set(info) == {"rewards", "scores", "extra_logs"}
         assert isinstance(info["rewards"], torch.Tensor) and info["rewards"].shape == (1,)
         assert 0.0 <= float(info["rewards"][0]) <= 1.0
-        assert set(info["extra_logs"]) == {"prometheus_raw_score", "prometheus_unscorable"}
+        assert set(info["extra_logs"]) == {"prometheus_raw_score", "prometheus_unscorable", *(  # issue 19: + causes
+            f"prometheus_{k}" for k in ("judge_fill", "judge_floor", "unscorable_response", "unscorable_judge",
+                                        "unscorable_transport"))}
         assert float(info["extra_logs"]["prometheus_unscorable"][0]) == 0.0
         assert 1.0 <= float(info["extra_logs"]["prometheus_raw_score"][0]) <= 5.0
 
@@ -144,7 +146,9 @@ def test_verl_compute_score_through_the_engine_loader(judge_env, weaker_check):
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(call, items))
     for result in results[:3]:
-        assert set(result) == {"score", "judge_raw_score", "judge_unscorable", "judge_truncated"}
+        assert set(result) == {"score", "judge_raw_score", "judge_unscorable", "judge_truncated",  # issue 19: + causes
+                               "judge_fill", "judge_floor", "judge_unscorable_response", "judge_unscorable_judge",
+                               "judge_unscorable_transport"}
         assert 0.0 <= result["score"] <= 1.0 and result["judge_unscorable"] == 0.0
         assert 1.0 <= result["judge_raw_score"] <= 5.0
     # PPO cannot mask: the unscorable row gets the neutral reward (a score of 3 under linear), not the worst
@@ -167,7 +171,8 @@ def test_verl_reward_kwargs_configure_the_judge(judge_env, tiny_model_dir, monke
     )
     assert out["judge_unscorable"] == 0.0
     reward = next(r for r in verl_adapter._REWARDS.values() if r.mode == "direct")
-    assert reward.rubric.name == "honesty" and reward.fallback == 0.5
+    # issue 19: PPO fills judge failures with the group mean, else the neutral value; fallback stays unset
+    assert reward.rubric.name == "honesty" and reward.fallback is None and reward.neutral_reward == 0.5
 
 
 def test_verl_reward_kwargs_route_judging_options_to_the_judging_config(judge_env, tiny_model_dir, monkeypatch):

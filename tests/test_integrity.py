@@ -152,7 +152,11 @@ def test_ppo_adapters_give_unscorable_rows_the_neutral_reward(monkeypatch, tiny_
         out = openrlhf_adapter.reward_func(["q a", "q b"], ["q", "q"], None)
         assert out["extra_logs"]["prometheus_unscorable"].tolist() == [1.0, 1.0]
         assert out["rewards"].tolist() == [0.5, 0.5]  # linear: 0.5 is a score of 3, not the worst reward 0.0
-        assert openrlhf_adapter.get_reward().fallback == 0.5
+        # issue 19: the neutral value is the fill of rows the judge failed on (no scored row of the prompt
+        # to average here), not a fallback written into the reward; the user's fallback stays unset
+        reward = openrlhf_adapter.get_reward()
+        assert reward.fallback is None and reward.neutral_reward == 0.5
+        assert out["extra_logs"]["prometheus_judge_fill"].tolist() == [1.0, 1.0]
     finally:
         openrlhf_adapter.set_reward(None)
 

@@ -175,7 +175,9 @@ def test_row_shapes_through_openrlhf(name, quality_judge, weaker_check):
     got = [float(r["rewards"][0]) for r in results]
     assert got == pytest.approx(expected_rewards(quality_judge, name))
     value_key = "prometheus_win_prob" if name == "pairwise" else "prometheus_raw_score"
-    assert all(set(r["extra_logs"]) == {value_key, "prometheus_unscorable"} for r in results)
+    blame = {f"prometheus_{k}" for k in ("judge_fill", "judge_floor", "unscorable_response", "unscorable_judge",
+                                         "unscorable_transport")}  # issue 19: the fills, floors and causes
+    assert all(set(r["extra_logs"]) == {value_key, "prometheus_unscorable", *blame} for r in results)
     assert all(float(r["extra_logs"]["prometheus_unscorable"][0]) == 0.0 for r in results)
 
 

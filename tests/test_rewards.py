@@ -112,7 +112,8 @@ def test_rubric_reward_standard_and_conversational_rows(tiny_judge):
     assert len(log.extra[f"{name}/feedback"]) == 3
     assert set(log.metrics) == {f"rewards/{name}/{k}" for k in (
         "unscorable_frac", "raw_score_mean", "truncated_frac", "judge_seconds",
-        "forced_frac", "flagged_frac", "score_mass_mean", "length_reward_corr")}
+        "forced_frac", "flagged_frac", "score_mass_mean", "length_reward_corr",
+        "unscorable_response_frac", "unscorable_judge_frac", "unscorable_transport_frac")}
     assert log.metrics[f"rewards/{name}/unscorable_frac"] == 0.0
     # the linear normalisation of the raw 1-5 score
     assert rewards == pytest.approx([(g.value - 1) / 4 for g in reward.last_grades])

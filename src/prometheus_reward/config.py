@@ -302,8 +302,10 @@ class RewardConfig:
                                   choices=PAIRWISE_ANCHORS)
     pairs_per_completion: int | None = option(None, "tournament: comparisons per completion (a balanced circular "
                                               "design); None: every pair of the group")
-    fallback: float | None = option(None, "reward of unscorable completions (None: masked by TRL; PPO adapters use "
-                                    "the normaliser's neutral value)")
+    fallback: float | None = option(None, "reward of completions unscorable for the judge's or the transport's sake "
+                                    "(None: masked by TRL; PPO adapters and the server fill them with the mean of "
+                                    "their prompt group's scored rows, else the neutral value); never replaces the "
+                                    "floor reward of a response the policy made unjudgeable")
     timeout: float | None = option(None, "seconds one judge call may take before its batch is returned unscorable")
     name: str | None = option(None, "the reward's name in the trainer's logs")
     async_reward: bool = option(False, "use the async reward (overlaps with other async rewards; for remote judges)")
@@ -312,11 +314,19 @@ class RewardConfig:
     log_feedback: bool = option(True, "log each completion's feedback to the trainer's completions table")
     length_penalty: float = option(0.0, "group-relative length penalty for GRPO/RLOO groups (0: off): a completion "
                                    "loses this times its length's z-score among its group")
+    breaker_window: int = option(8, "circuit breaker: how many recent reward calls it watches (0: off)")
+    breaker_threshold: float | None = option(0.5, "circuit breaker: stop the run (JudgeOutage) when this share of "
+                                             "the window's rows was unscorable for the judge's or the transport's "
+                                             "sake (None: off)")
 
     def __post_init__(self) -> None:
         check(self)
         if self.length_penalty < 0:
             raise ConfigError(f"length_penalty must be 0 (off) or positive, got {self.length_penalty!r}")
+        if self.breaker_window < 0:
+            raise ConfigError(f"breaker_window must be 0 (off) or a number of calls, got {self.breaker_window!r}")
+        if self.breaker_threshold is not None and not 0 < self.breaker_threshold <= 1:
+            raise ConfigError(f"breaker_threshold must be in (0, 1] or None (off), got {self.breaker_threshold!r}")
 
 
 @dataclass

@@ -5,7 +5,9 @@ Strategies and their cost in judge calls, for ``n`` candidates of one prompt:
 - ``"absolute"``: each candidate graded once (expected score when the mode gives one):
   ``n`` grading calls (times ``samples``).
 - ``"pairwise"`` with ``tournament="knockout"``: a single-elimination bracket, byes for odd
-  rounds: ``n - 1`` comparisons, each judged in both orders: ``2 (n - 1)`` relative calls.
+  rounds: ``n - 1`` comparisons, each judged in both orders: ``2 (n - 1)`` relative calls. A
+  failed match advances neither side, and a candidate that reaches the end on byes alone, never
+  judged, is not crowned (``best`` None).
 - ``"pairwise"`` with ``tournament="round-robin"``: every pair once, both orders:
   ``n (n - 1) / 2`` comparisons = ``n (n - 1)`` relative calls; ranked by mean win
   probability (``ranking="win-rate"``) or by a Bradley-Terry fit (``ranking="bradley-terry"``).
@@ -238,6 +240,9 @@ def _rerank_knockout(prompts, candidates, judge, rubrics, references, kwargs) ->
             probs.setdefault(comp.j, []).append(1.0 - comp.prob_i)
         scores = [sum(probs[k]) / len(probs[k]) if k in probs else None for k in range(len(cands))]
         best = alive[p][0] if alive[p] else None
+        if best is not None and best not in probs:
+            # it reached the end on byes while the matches around it failed: never judged, never crowned
+            best = None
         if len(cands) == 1:
             best, scores = 0, [None]
         # the knockout winner first, then the rest by their mean win probability

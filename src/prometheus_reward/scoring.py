@@ -98,6 +98,21 @@ class Normalizer:
         """The reward of the middle score (3): 0.5 linear, 0 symmetric/centered/zscore, 3 identity."""
         return 0.0 if self.method == "zscore" else self.transform(3.0)
 
+    def floor(self, key: str = "") -> float:
+        """The reward of the worst score (1): what a ``response``-caused unscorable row gets (see
+        :mod:`prometheus_reward.blame`): 0 linear, -1 symmetric, -2 centered, 1 identity; under
+        ``zscore``, the z-score a 1 would get now under ``key``'s running statistics (which it does
+        not update), or -2 (1 centred on 3) until two scores are seen.
+
+        Example:
+            >>> Normalizer("linear").floor(), Normalizer("symmetric").floor(), Normalizer("zscore").floor()
+            (0.0, -1.0, -2.0)
+        """
+        if self.method != "zscore":
+            return self.transform(1.0)
+        n, mean, std = self.stats(key)
+        return (1.0 - mean) / (std + self.eps) if n > 1 and std > 0 else -2.0
+
     def transform(self, score: float) -> float:
         """The stateless transform of one score (not defined for ``zscore``)."""
         if self.method == "linear":

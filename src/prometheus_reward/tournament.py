@@ -58,8 +58,18 @@ def tournament_strengths(groups: Iterable[Sequence[int]], matches: Sequence[tupl
     p(i better than j), both orders averaged), a Bradley-Terry fit per group
     (:func:`bradley_terry`), and the fitted probability of beating a random other member of the
     group (:func:`win_probabilities`) (in (0, 1): 0.5 is average). An unscorable match drops out of
-    the fit rather than counting as a loss; a row with no scored match gets None. Returns
-    (strength per row, matches scored per row, each scored match's order consistency)."""
+    the fit rather than counting as a loss; a row with no scored match gets None. When failed
+    matches split a group's graph of scored matches, rows never compared with each other, even
+    indirectly, could only be ranked through the fit's prior: only the rows of the largest
+    connected component are fitted (:func:`largest_component`; none when two tie), the others get
+    None. Returns (strength per row, matches scored per row, each scored match's order consistency).
+
+    Example:
+        >>> class P: prob_a, consistent = 0.9, True
+        >>> probs, _, _ = tournament_strengths([[0, 1, 2, 3]], [(0, 1), (2, 3), (0, 2)], [P(), P(), None], 4)
+        >>> probs
+        [None, None, None, None]
+    """
     probs: list[float | None] = [None] * n
     played: dict[int, int] = defaultdict(int)
     consistent: list[bool] = []
@@ -67,6 +77,7 @@ def tournament_strengths(groups: Iterable[Sequence[int]], matches: Sequence[tupl
         members = list(members)
         index = {row: k for k, row in enumerate(members)}
         wins = [[0.0] * len(members) for _ in members]
+        edges: list[tuple[int, int]] = []
         for (i, j), pref in zip(matches, prefs):
             if i not in index or pref is None or pref.prob_a is None or not math.isfinite(pref.prob_a):
                 continue
@@ -75,13 +86,42 @@ def tournament_strengths(groups: Iterable[Sequence[int]], matches: Sequence[tupl
             played[i] += 1
             played[j] += 1
             consistent.append(pref.consistent)
-        scored = [k for k, row in enumerate(members) if played[row]]
+            edges.append((index[i], index[j]))
+        scored = sorted(largest_component(len(members), edges))
         if len(scored) < 2:
             continue
         strengths = bradley_terry([[wins[a][b] for b in scored] for a in scored])
         for a, p in zip(scored, win_probabilities(strengths)):
             probs[members[a]] = p
     return probs, played, consistent
+
+
+def largest_component(n: int, edges: Sequence[tuple[int, int]]) -> set[int]:
+    """The nodes (0..n-1) of the largest connected component of the graph ``edges`` that has at
+    least one edge; empty when there is none or when two components tie for the largest (which
+    to reward would be arbitrary).
+
+    Example:
+        >>> sorted(largest_component(5, [(0, 1), (1, 2), (3, 4)])), largest_component(4, [(0, 1), (2, 3)])
+        ([0, 1, 2], set())
+    """
+    parent = list(range(n))
+
+    def root(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for a, b in edges:
+        parent[root(a)] = root(b)
+    components: dict[int, set[int]] = defaultdict(set)
+    for a, b in edges:
+        components[root(a)].update((a, b))
+    sizes = sorted((len(c) for c in components.values()), reverse=True)
+    if not sizes or (len(sizes) > 1 and sizes[0] == sizes[1]):
+        return set()
+    return next(c for c in components.values() if len(c) == sizes[0])
 
 
 def tournament_judgments(group_size: int, k: int | None) -> int:

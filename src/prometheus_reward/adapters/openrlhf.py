@@ -16,9 +16,16 @@ with one sample at a time, so the shapes that compare a prompt's completions wit
 set up (:class:`~prometheus_reward.rewards.UnusableReward`); serve them through the reward server's
 ``/group_reward`` instead. The
 return value is what recent OpenRLHF expects: ``{"rewards": tensor, "scores": tensor,
-"extra_logs": {...}}``. PPO has no notion of a masked reward, so unscorable rows get the config's
-``fallback``, by default the normaliser's neutral value (0.5 under ``linear``: a score of 3, never
-the worst reward), and are counted in ``extra_logs["prometheus_unscorable"]``.
+"extra_logs": {...}}``. PPO has no notion of a masked reward, so an unscorable row is settled by who
+is to blame (:mod:`prometheus_reward.blame`): a response the policy made unjudgeable (an unclosed
+``<think>``...) gets the floor reward (0.0 under ``linear``: it must never gain by it), flagged in
+``extra_logs["prometheus_judge_floor"]``; a row the judge or the transport failed on gets the mean
+reward of the scored rows of its prompt in the call, else the neutral value (0.5 under ``linear``),
+or the config's ``fallback`` when set, flagged in ``extra_logs["prometheus_judge_fill"]``. Every
+unscorable row is counted in ``extra_logs["prometheus_unscorable"]`` and by cause in
+``prometheus_unscorable_response`` / ``_judge`` / ``_transport``. When the judge keeps failing, the
+circuit breaker (``breaker_window``, ``breaker_threshold``) raises
+:class:`~prometheus_reward.blame.JudgeOutage` from ``reward_func``, which stops the run.
 
 The file uses absolute imports only: OpenRLHF executes it outside its package.
 
@@ -34,7 +41,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Sequence
 
-from prometheus_reward.adapters.protocol import OPENRLHF, openrlhf_rows, ppo_rewards
+from prometheus_reward.adapters.protocol import OPENRLHF, blame_flags, openrlhf_rows, ppo_rewards
 from prometheus_reward.config import from_env
 from prometheus_reward.rewards import JudgedReward, reward_from_config, with_ppo_fallback
 
@@ -73,7 +80,8 @@ def reward_func(queries: Sequence[str], prompts: Sequence[str], labels: Sequence
     reward = get_reward()
     rows = openrlhf_rows(queries, prompts, labels)
     batch = reward.score_batch(rows.prompts, rows.responses, **rows.columns(reward))
-    rewards = torch.tensor(ppo_rewards(reward, batch.rewards), dtype=torch.float32)
+    values, how = ppo_rewards(reward, batch)
+    rewards = torch.tensor(values, dtype=torch.float32)
     return {
         "rewards": rewards,
         "scores": rewards.clone(),
@@ -82,5 +90,7 @@ def reward_func(queries: Sequence[str], prompts: Sequence[str], labels: Sequence
             f"prometheus_{batch.value_name}": torch.tensor([v if v is not None else 0.0 for v in batch.values],
                                                            dtype=torch.float32),
             "prometheus_unscorable": torch.tensor([float(u) for u in batch.unscorable], dtype=torch.float32),
+            **{f"prometheus_{name}": torch.tensor(flags, dtype=torch.float32)
+               for name, flags in blame_flags(batch, how).items()},
         },
     }

@@ -104,10 +104,24 @@ def openrlhf_rows(queries: Sequence[Any], prompts: Sequence[Any] | None, labels:
     return rows
 
 
-def ppo_rewards(reward: Any, rewards: Sequence[float | None]) -> list[float]:
-    """PPO cannot mask a reward: None becomes the reward's ``fallback``, else its neutral value."""
-    fallback = reward.fallback if reward.fallback is not None else reward.neutral_reward
-    return [float(fallback if r is None else r) for r in rewards]
+def ppo_rewards(reward: Any, batch: Any) -> tuple[list[float], list[str | None]]:
+    """PPO cannot mask a reward: the batch's rewards with every row a float, and per row how it was
+    made (:meth:`~prometheus_reward.rewards.RewardBatch.filled`): a ``response``-caused row keeps
+    its floor (``"floor"``); a ``judge``/``transport``-caused row gets the user's ``fallback`` when
+    set, else the mean reward of the scored rows of its prompt group in this batch, else the
+    reward's neutral value (``"fill"``: no signal for its group)."""
+    return batch.filled(reward.neutral_reward)
+
+
+def blame_flags(batch: Any, how: Sequence[str | None]) -> dict[str, list[float]]:
+    """Per row, 0.0/1.0 flags an engine logs beside the reward: ``judge_fill`` (a signal-free fill),
+    ``judge_floor`` (the floor of a response the policy made unjudgeable), and
+    ``unscorable_<cause>`` for each cause (their means are the per-cause shares)."""
+    causes = batch.causes
+    flags = {"judge_fill": [float(h == "fill") for h in how], "judge_floor": [float(h == "floor") for h in how]}
+    for cause in ("response", "judge", "transport"):
+        flags[f"unscorable_{cause}"] = [float(c == cause) for c in causes]
+    return flags
 
 
 # What each engine feeds a reward: (engine, layouts delivered, how it calls), for JudgedReward.for_engine.

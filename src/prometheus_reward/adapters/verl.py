@@ -15,8 +15,13 @@ Configure the judge from the environment (see :func:`prometheus_reward.config.fr
 through ``custom_reward_function.reward_kwargs``, which verl passes to every call, with the flat
 option names of the recipes (``judge_model``, ``judge_base_urls``, ``judge_mode``,
 ``judge_max_new_tokens``, ``rubric``, ``normalize``...; an unknown name is an error). PPO cannot
-mask a reward: unscorable rows score ``fallback`` (by default the normaliser's neutral value, never
-the worst reward) and ``judge_unscorable`` = 1.
+mask a reward, so an unscorable row (``judge_unscorable`` = 1) is settled by who is to blame
+(:mod:`prometheus_reward.blame`): a response the policy made unjudgeable scores the floor
+(``judge_floor`` = 1); a row the judge or the transport failed on scores the mean of the scored
+rows of its prompt in the same batch, else the neutral value, or ``fallback`` when set
+(``judge_fill`` = 1); ``judge_unscorable_response`` / ``_judge`` / ``_transport`` say which cause.
+When the judge keeps failing, the circuit breaker raises
+:class:`~prometheus_reward.blame.JudgeOutage` from the call, which stops the run.
 
 Every reward shape scores through its ``score_batch``. ``compute_score`` (one response per call)
 serves the row-wise shapes (rubric, checklist, pairwise against the reference); the shapes that
@@ -38,7 +43,14 @@ import os
 import threading
 from typing import Any, Callable, Mapping, Sequence
 
-from prometheus_reward.adapters.protocol import VERL_BATCH, VERL_PER_SAMPLE, EngineRows, label_fields, ppo_rewards
+from prometheus_reward.adapters.protocol import (
+    VERL_BATCH,
+    VERL_PER_SAMPLE,
+    EngineRows,
+    blame_flags,
+    label_fields,
+    ppo_rewards,
+)
 from prometheus_reward.config import JudgeConfig, JudgingConfig, RewardConfig, from_env, split_flat
 from prometheus_reward.rewards import JudgedReward, reward_from_config, with_ppo_fallback
 from prometheus_reward.rows import strip_special_tokens
@@ -135,6 +147,8 @@ def _score_batch(reward: JudgedReward, items: list[tuple[Any, str, Any, Any]]) -
                       [i[2] for i in items], [i[3] for i in items])
     batch = reward.score_batch(rows.prompts, rows.responses, **rows.columns(reward))
     value_key = f"judge_{batch.value_name}"
+    scores, how = ppo_rewards(reward, batch)
+    flags = blame_flags(batch, how)
     return [
         {
             "score": score,
@@ -142,8 +156,9 @@ def _score_batch(reward: JudgedReward, items: list[tuple[Any, str, Any, Any]]) -
             value_key: float(row.value) if row.value is not None else 0.0,
             "judge_unscorable": float(row.unscorable),
             "judge_truncated": float(row.truncated),
+            **{("judge_" + name if not name.startswith("judge_") else name): values[i] for name, values in flags.items()},
         }
-        for score, row in zip(ppo_rewards(reward, batch.rewards), batch.rows)
+        for i, (score, row) in enumerate(zip(scores, batch.rows))
     ]
 
 

@@ -49,18 +49,25 @@ def report_table(report):
     table = Table(title=f"audit: {report.settings['model']} · rubric {report.settings['rubric']} · "
                         f"mode {report.settings['mode']} · {report.settings['prompts']} prompts")
     for column in ("response", "mean reward", "scored", "unscorable", "verdict"):
-        table.add_column(column, justify="left" if column in ("response", "verdict") else "right")
+        table.add_column(column, justify="left" if column in ("response", "verdict") else "right",
+                         no_wrap=column in ("response", "verdict"), min_width=12 if column == "verdict" else None)
 
     def fmt(value):
         return "n/a" if value is None else f"{value:.3f}"
 
     for name, r in report.controls.items():
         table.add_row(f"[bold]{name} answer (control)[/bold]", fmt(r.mean_reward), str(r.n), str(r.unscorable), "")
+    shown = {"exploitable": "[red]EXPLOITABLE[/red]", "safe": "safe", "inconclusive": "[yellow]inconclusive[/yellow]"}
     for name, r in report.probes.items():
-        verdict = ("[red]EXPLOITABLE[/red]" if r.exploitable else "ok") if r.exploitable is not None else "n/a"
-        table.add_row(name, fmt(r.mean_reward), str(r.n), str(r.unscorable), verdict)
+        table.add_row(name, fmt(r.mean_reward), str(r.n), str(r.unscorable), shown.get(r.verdict or "", "n/a"))
+    for name, r in report.fallback_probes.items():
+        how = f" ({r.floors} at the floor)" if r.floors else ""
+        table.add_row(f"[italic]{name}[/italic] *", fmt(r.mean_reward), str(r.n),
+                      f"{r.unscorable}{how}", shown.get(r.verdict or "", "n/a"))
     table.caption = (f"exploitable: mean reward within {report.margin} of the reference answer's ({fmt(high)}); "
-                     f"rewards normalised '{report.normalize}'")
+                     f"inconclusive: under {report.settings.get('min_scored_frac', 0.5):g} of the reference answers "
+                     f"or of the probe's rows got a reward; rewards as training pays them, normalised "
+                     f"'{report.normalize}' (unjudgeable responses at the floor); * a fallback probe: it makes the judge fail")
     return table
 
 

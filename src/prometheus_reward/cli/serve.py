@@ -50,7 +50,7 @@ def _port(text: str) -> int:
 
 # The reward options a server uses (the rest are trainer-side: columns, names, timeouts, async).
 _SERVER_REWARD_OPTIONS = ("rubric", "reference_answer", "reward_type", "normalize", "pairwise_transform",
-                          "pairwise_anchor", "pairs_per_completion", "fallback")
+                          "pairwise_anchor", "pairs_per_completion", "fallback", "breaker_window", "breaker_threshold")
 
 
 def make_parser(subparsers: Any) -> argparse.ArgumentParser:

@@ -17,10 +17,14 @@
 They follow TRL's reward-function contract (``trl`` 1.16): called with keyword arguments
 ``prompts``, ``completions``, ``completion_ids`` plus every extra dataset column, ``trainer_state``
 and, in GRPO/RLOO, ``log_extra`` / ``log_metric``; they return one float or None per completion
-(None = unscorable, masked by the trainer). Inside a training step they never raise: a row the
-judge cannot score comes back as None (or ``fallback``) with a warning and a logged metric, and a
-failing or slow judge call (see ``timeout``) turns the whole batch into None instead of stalling
-every rank.
+(None = unscorable, masked by the trainer). Who is to blame decides what an unscorable row gets
+(:mod:`prometheus_reward.blame`): a response the policy made unjudgeable gets the floor reward
+(never None: it must not gain by it); a row the judge or the transport failed on comes back as None
+(or ``fallback``) with a warning and a logged metric per cause, and a failing or slow judge call
+(see ``timeout``) turns the whole batch into None instead of stalling every rank. Inside a
+training step they never raise, with one exception: the circuit breaker (``breaker_window``,
+``breaker_threshold``) raises :class:`~prometheus_reward.blame.JudgeOutage` when the judge keeps
+failing, rather than train on masks and fills.
 
 Example:
     >>> from prometheus_reward import Judge, RubricReward

@@ -10,8 +10,8 @@ from ..config import JudgingConfig, RewardConfig
 from ..grades import Grade
 from ..scoring import Normalizer
 from ..rows import JudgeInputs
-from .base import JudgeCall, JudgedReward, Steps, config_options, finite
-from .contract import RewardBatch, ScoredRow
+from .base import JudgeCall, JudgedReward, Steps, config_options, failure_cause, finite, unjudgeable
+from .contract import RewardBatch
 
 
 def _item_logs(grades: Sequence[Grade]) -> tuple[dict[str, list[Any]], dict[str, float | None]]:
@@ -49,7 +49,8 @@ class RubricReward(JudgedReward):
         normalize: how raw 1-5 scores become rewards (:class:`~prometheus_reward.scoring.Normalizer`):
             ``linear`` [0, 1], ``symmetric`` [-1, 1], ``centered``, ``zscore`` (running, per rubric) or
             ``identity``.
-        fallback: the reward of unscorable rows; None (default) lets TRL mask them.
+        fallback: the reward of rows unscorable for the judge's or the transport's sake; None
+            (default) lets TRL mask them. Never replaces the floor of a ``response``-caused row.
         name: the reward's ``__name__`` (TRL's metric key); default ``prometheus_<rubric>``, made
             unique among live rewards.
         **options: every other :class:`~prometheus_reward.config.RewardConfig` or
@@ -65,9 +66,18 @@ class RubricReward(JudgedReward):
     The options live in ``reward.config`` (:class:`~prometheus_reward.config.RewardConfig`) and
     ``reward.judging`` (:class:`~prometheus_reward.config.JudgingConfig`).
 
-    Logged per call (``rewards/<name>/...``): ``unscorable_frac``, ``raw_score_mean``,
-    ``truncated_frac``, ``judge_seconds``, and the monitors ``forced_frac``, ``score_mass_mean``,
-    ``flagged_frac``, ``length_reward_corr``.
+    Logged per call (``rewards/<name>/...``): ``unscorable_frac`` and per cause
+    ``unscorable_response_frac``, ``unscorable_judge_frac``, ``unscorable_transport_frac``,
+    ``raw_score_mean``, ``truncated_frac``, ``judge_seconds``, and the monitors ``forced_frac``,
+    ``score_mass_mean``, ``flagged_frac``, ``length_reward_corr`` (before the length penalty) and,
+    with a ``length_penalty``, ``length_reward_corr_penalised`` (after it). Per row (``log_extra``): ``raw_score``, ``cause``,
+    ``judge_floor``.
+
+    Unscorable rows (see :mod:`prometheus_reward.blame`): a response the policy made unjudgeable
+    (cause ``response``) gets the floor reward (:meth:`floor_reward`: 0.0 under ``linear``), never
+    None; a row the judge or the transport failed on is None (masked by TRL) or ``fallback``. The
+    circuit breaker (``breaker_window``, ``breaker_threshold``) raises
+    :class:`~prometheus_reward.blame.JudgeOutage` when the judge keeps failing.
 
     Example:
         >>> reward = RubricReward(judge, rubric="helpfulness", mode="expected")      # doctest: +SKIP
@@ -97,8 +107,14 @@ class RubricReward(JudgedReward):
 
     @property
     def neutral_reward(self) -> float:
-        """The reward of a middling score (3): what PPO adapters give unscorable rows by default."""
+        """The reward of a middling score (3): what PPO adapters and the server give a
+        ``judge``/``transport``-caused row when its prompt group has no scored row."""
         return self.normalizer.neutral()
+
+    def floor_reward(self, key: str = "") -> float:
+        """The reward of the worst score (1) under the normaliser (:meth:`Normalizer.floor`): what a
+        ``response``-caused unscorable row gets, in TRL too."""
+        return self.normalizer.floor(key)
 
     def score(self, prompts: Sequence[Any] | None, completions: Sequence[Any], **kwargs: Any) -> tuple[list[float | None], list[Grade]]:
         """Like calling the reward, but also return each row's :class:`~prometheus_reward.grades.Grade`
@@ -118,18 +134,20 @@ class RubricReward(JudgedReward):
         live = rows.live
         grades: list[Grade] | None = None
         failure = None
+        blame = "judge"
         if live:
             result = yield JudgeCall("grade", (
                 [rows.instructions[i] for i in live], [rows.responses[i] for i in live], [rows.rubrics[i] for i in live],
             ), {"reference_answers": [rows.references[i] for i in live], **self._grade_kwargs()})
             if isinstance(result, BaseException):
                 failure = self._failure(result, len(live))
+                blame = failure_cause(result)
             else:
                 grades = result
-        return self._finish(rows, grades, failure, time.perf_counter() - start, kwargs)
+        return self._finish(rows, grades, failure, time.perf_counter() - start, kwargs, blame)
 
     def _finish(self, rows: JudgeInputs, live_grades: list[Grade] | None, failure: str | None, seconds: float,
-                kwargs: Mapping[str, Any]) -> RewardBatch:
+                kwargs: Mapping[str, Any], failure_blame: str = "judge") -> RewardBatch:
         n = len(rows)
         grades = [Grade(error=e) for e in rows.errors]
         live = rows.live
@@ -138,14 +156,18 @@ class RubricReward(JudgedReward):
                 grades[i] = grade
         else:
             for i in live:
-                grades[i] = Grade(error=failure or "the judge returned the wrong number of grades")
+                grades[i] = Grade(error=failure or "the judge returned the wrong number of grades", cause=failure_blame)
         raw = [finite(g.value) for g in grades]
         for g, value in zip(grades, raw):
             if value is None and g.error is None:
                 g.error = "no usable score"
         keys = [r.key if r is not None else "" for r in rows.rubrics]
         lengths = self._lengths(rows)
-        rewards = self._penalise_length([finite(r) for r in self.normalizer(raw, keys)], rows, lengths)
+        # a grade without a cause whose response the defences find empty is the policy's doing
+        causes = [None if v is not None else g.cause or ("response" if unjudgeable(text) else None)
+                  for g, v, text in zip(grades, raw, rows.responses)]
+        judged = [finite(r) for r in self.normalizer(raw, keys)]
+        rewards, before, floors = self._settle(judged, causes, rows, lengths, keys)
         self.last_grades = grades
         self._warn_unscorable([g.error for g in grades], n)
         scored = [v for v in raw if v is not None]
@@ -154,17 +176,19 @@ class RubricReward(JudgedReward):
             extras["feedback"] = [g.feedback if g.error is None else f"[unscorable] {g.error}" for g in grades]
         item_extras, item_metrics = _item_logs(grades)
         extras.update(item_extras)
+        extras["cause"] = causes
+        extras["judge_floor"] = [float(f) for f in floors]
         stats = self._log(kwargs, extras, {
             **item_metrics,
-            "unscorable_frac": (n - len(scored)) / n if n else 0.0,
+            **self._blame_metrics(causes, raw),
             "raw_score_mean": sum(scored) / len(scored) if scored else None,
             "truncated_frac": sum(g.truncated for g in grades) / n if n else 0.0,
             "judge_seconds": seconds,
-            **self._monitors(rewards, lengths, grades),
+            **self._monitors(before, lengths, grades, penalised=rewards if self.length_penalty else None),
         })
-        final = self._apply_fallback(rewards)
-        return RewardBatch(final, [ScoredRow(r, v, g.error, g, g.truncated, g.source) for r, v, g in zip(final, raw, grades)],
-                           self.value_name, failure, len(live), stats)
+        scored_rows = self._scored_rows(rows, rewards, raw, [g.error for g in grades], grades,
+                                        [g.truncated for g in grades], [g.source for g in grades], causes, floors)
+        return RewardBatch(rewards, scored_rows, self.value_name, failure, len(live), stats)
 
 
 class AsyncRubricReward(RubricReward):

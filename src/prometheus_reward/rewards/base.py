@@ -3,7 +3,9 @@
 :class:`~prometheus_reward.config.JudgingConfig`, held as ``reward.config`` and ``reward.judging``);
 per-row inputs read by :func:`prometheus_reward.rows.judge_inputs`; the scoring contract
 (:mod:`.contract`: ``score_batch`` / ``ascore_batch`` -> :class:`~.contract.RewardBatch`);
-time-boxed judge calls; unique names; logging to TRL.
+time-boxed judge calls; unique names; logging to TRL; who is to blame for an unscorable row
+(:mod:`prometheus_reward.blame`: the floor for ``response``-caused rows, a mask or ``fallback`` for
+the others, the per-cause counters) and the circuit breaker that stops a run when the judge is down.
 
 The sync and async rewards share one implementation: a reward's work is a generator
 (``_steps``) that yields :class:`JudgeCall` requests and receives their results (or the error they
@@ -22,11 +24,13 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Collection, Generator, Mapping, Sequence
 
+from ..blame import CircuitBreaker, JudgeOutage
 from ..config import ConfigError, JudgeConfig, JudgingConfig, RewardConfig, from_mapping
+from ..guards import guard_response
 from ..judge import Judge
-from ..rows import JudgeInputs, RubricColumn, judge_inputs
+from ..rows import JudgeInputs, RubricColumn, group_key, judge_inputs
 from ..checklist import coerce_criteria
-from .contract import NEEDS_HINT, NEEDS_TEXT, ROWS, RewardBatch, UnusableReward
+from .contract import NEEDS_HINT, NEEDS_TEXT, ROWS, RewardBatch, ScoredRow, UnusableReward, cause_counts
 
 logger = logging.getLogger("prometheus_reward.rewards")
 
@@ -63,6 +67,40 @@ def finite(value: float | None) -> float | None:
 
 class JudgeBusy(RuntimeError):
     """A previous judge call timed out and is still running; this batch is skipped."""
+
+
+# Exceptions of a judge call that say the request did not arrive or return, not that the evaluator
+# failed to judge: their rows are blamed on the transport.
+_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (TimeoutError, JudgeBusy, ConnectionError, OSError)
+
+
+def unjudgeable(text: str | None) -> bool:
+    """The policy made ``text`` unjudgeable: the defences leave nothing to grade (an unterminated
+    reasoning block, a response that is only hidden reasoning).
+
+    Example:
+        >>> unjudgeable("<think>still going"), unjudgeable("<think>x</think>"), unjudgeable("Paris.")
+        (True, True, False)
+    """
+    if text is None:
+        return False
+    guarded = guard_response(text)
+    return guarded.error is not None or (bool(text.strip()) and not guarded.text.strip())
+
+
+def failure_cause(err: BaseException) -> str:
+    """The cause of the rows of a judge call that raised ``err``: ``transport`` for a timeout, a
+    skipped call or a connection error (any exception named like one: ``httpx.ConnectError``...),
+    ``judge`` otherwise.
+
+    Example:
+        >>> failure_cause(TimeoutError("slow")), failure_cause(ValueError("bad logits"))
+        ('transport', 'judge')
+    """
+    if isinstance(err, _TRANSPORT_ERRORS):
+        return "transport"
+    name = type(err).__name__.lower()
+    return "transport" if any(k in name for k in ("timeout", "connect", "transport", "network", "http")) else "judge"
 
 
 def judge_config_of(judge: Any, where: str = "judge") -> JudgeConfig | None:
@@ -188,25 +226,46 @@ class JudgedReward:
 
     @property
     def neutral_reward(self) -> float:
-        """The reward of a middling judgment: what PPO engines give unscorable rows by default."""
+        """The reward of a middling judgment: what PPO engines give a ``judge``/``transport``-caused
+        row when its prompt group has no scored row to average."""
+        raise NotImplementedError
+
+    def floor_reward(self, key: str = "") -> float:
+        """The worst reward of this shape: what a ``response``-caused unscorable row gets (``key``:
+        the row's rubric key, for a running normaliser)."""
         raise NotImplementedError
 
     # -- the contract --------------------------------------------------------------------------------------
     def score_batch(self, prompts: Sequence[Any] | None, completions: Sequence[Any], **columns: Any) -> RewardBatch:
         """Score one batch of rows: rewards plus per-row provenance (:class:`~.contract.RewardBatch`).
         ``columns`` are the dataset columns (the rubric and reference columns are read) and TRL's
-        ``log_extra`` / ``log_metric``. Never raises on judge trouble or a bad row.
+        ``log_extra`` / ``log_metric``. Never raises on judge trouble or a bad row, with ONE
+        exception: the circuit breaker (``breaker_window`` / ``breaker_threshold``) raises
+        :class:`~prometheus_reward.blame.JudgeOutage` when the judge- or transport-caused share of
+        the rows of the last ``breaker_window`` calls reaches ``breaker_threshold``, because
+        training on masks and fills would be training on nothing.
 
         Example:
             >>> batch = reward.score_batch(["Say hi."], ["Hello!"])                        # doctest: +SKIP
             >>> batch.rewards, batch.rows[0].value, batch.info()["unscorable"]             # doctest: +SKIP
             ([0.79], 4.16, [0.0])
         """
-        return self._drive(self._steps(prompts, completions, columns))
+        return self._watch(self._drive(self._steps(prompts, completions, columns)))
 
     async def ascore_batch(self, prompts: Sequence[Any] | None, completions: Sequence[Any], **columns: Any) -> RewardBatch:
         """:meth:`score_batch`, awaiting the judge (``judge.agrade`` / ``judge.acompare``)."""
-        return await self._adrive(self._steps(prompts, completions, columns))
+        return self._watch(await self._adrive(self._steps(prompts, completions, columns)))
+
+    def _watch(self, batch: RewardBatch) -> RewardBatch:
+        """Count the batch's causes in the circuit breaker (raises JudgeOutage when it trips)."""
+        try:
+            self._breaker.record(batch.causes, batch.errors)
+        except JudgeOutage as err:
+            logger.error("%s: %s", self.__name__, err)
+            raise JudgeOutage(f"{self.__name__}: {err} (breaker_window={self.config.breaker_window}, "
+                              f"breaker_threshold={self.config.breaker_threshold}; set breaker_window=0 to "
+                              "turn the breaker off)") from None
+        return batch
 
     def __call__(self, prompts: Sequence[Any] | None = None, completions: Sequence[Any] = (), completion_ids: Any = None,
                  **kwargs: Any) -> list[float | None]:
@@ -242,6 +301,7 @@ class JudgedReward:
         self._pending_thread: threading.Thread | None = None
         self._pending_task: asyncio.Future | None = None
         self._rubrics = RubricColumn(self.rubric, self.rubric_column)
+        self._breaker = CircuitBreaker(self.config.breaker_window, self.config.breaker_threshold, self.__name__)
 
     # -- the judge: built lazily from its config in a new process -------------------------------------------
     @property
@@ -263,7 +323,7 @@ class JudgedReward:
                 "JudgeConfig) so that worker processes can rebuild it."
             )
         state = dict(self.__dict__)
-        for key in ("_judge", "_build_lock", "_state_lock", "_pending_thread", "_pending_task", "_rubrics"):
+        for key in ("_judge", "_build_lock", "_state_lock", "_pending_thread", "_pending_task", "_rubrics", "_breaker"):
             state.pop(key, None)
         return state
 
@@ -379,6 +439,34 @@ class JudgedReward:
             return rewards
         return [self.fallback if r is None else r for r in rewards]
 
+    def _settle(self, rewards: Sequence[float | None], causes: Sequence[str | None], rows: JudgeInputs,
+                lengths: Sequence[int | None], keys: Sequence[str] | None = None, penalise: bool = True
+                ) -> tuple[list[float | None], list[float | None], list[bool]]:
+        """From the judged rewards (None: unscorable) and each unscorable row's cause: the rewards
+        before the length penalty (``response``-caused rows at the floor: a real reward, penalised
+        for length like any other), and the final rewards (penalised; ``fallback`` for the other
+        unscorable rows when set, else None). Returns (final, before the penalty, floor flags)."""
+        keys = list(keys) if keys is not None else [""] * len(rewards)
+        floors = [r is None and c == "response" for r, c in zip(rewards, causes)]
+        before = [self.floor_reward(k) if f else r for r, f, k in zip(rewards, floors, keys)]
+        final = self._apply_fallback(self._penalise_length(list(before), rows, lengths) if penalise else list(before))
+        return final, before, floors
+
+    def _blame_metrics(self, causes: Sequence[str | None], values: Sequence[float | None]) -> dict[str, float]:
+        """``unscorable_frac`` and the per-cause shares (an unscorable row of unknown cause counts
+        as ``judge``)."""
+        return cause_counts([None if v is not None else (c if c in ("response", "judge", "transport") else "judge")
+                             for c, v in zip(causes, values)])
+
+    def _scored_rows(self, rows: JudgeInputs, final: Sequence[float | None], values: Sequence[float | None],
+                     errors: Sequence[str | None], judgments: Sequence[Any], truncated: Sequence[bool],
+                     sources: Sequence[str | None], causes: Sequence[str | None],
+                     floors: Sequence[bool]) -> list[ScoredRow]:
+        return [ScoredRow(final[i], values[i], None if values[i] is not None else errors[i], judgments[i],
+                          bool(truncated[i]), sources[i], None if values[i] is not None else causes[i], floors[i],
+                          group_key(rows.prompts[i]))
+                for i in range(len(final))]
+
     def _log(self, kwargs: Mapping[str, Any], extras: Mapping[str, list[Any]],
              metrics: Mapping[str, float | None]) -> dict[str, float]:
         """Log a batch's per-row ``extras`` and ``metrics`` to the trainer; returns the metrics logged."""
@@ -403,25 +491,34 @@ class JudgedReward:
         return [None if r is None else len(r) for r in rows.responses]
 
     @staticmethod
-    def _monitors(rewards: Sequence[float | None], lengths: Sequence[int | None],
-                  judged: Sequence[Any]) -> dict[str, float | None]:
-        """The in-training monitors of a judge being gamed: ``length_reward_corr`` (Spearman
-        between completion length and reward over the batch; a policy padding its way up shows
-        as a rising correlation), ``flagged_frac`` (responses carrying protocol markers or hidden
-        reasoning), ``forced_frac`` (judgments scored from a forced [RESULT]) and the mean mass
-        on the answer tokens."""
+    def _length_corr(rewards: Sequence[float | None], lengths: Sequence[int | None]) -> float | None:
         pairs = [(n, r) for n, r in zip(lengths, rewards) if n is not None and r is not None]
-        corr = None
         if len(pairs) >= 3 and len({n for n, _ in pairs}) > 1 and len({r for _, r in pairs}) > 1:
             from scipy.stats import spearmanr
 
-            corr = float(spearmanr([n for n, _ in pairs], [r for _, r in pairs]).statistic)
+            return float(spearmanr([n for n, _ in pairs], [r for _, r in pairs]).statistic)
+        return None
+
+    @classmethod
+    def _monitors(cls, rewards: Sequence[float | None], lengths: Sequence[int | None],
+                  judged: Sequence[Any], penalised: Sequence[float | None] | None = None) -> dict[str, float | None]:
+        """The in-training monitors of a judge being gamed: ``length_reward_corr`` (Spearman
+        between completion length and reward over the batch, BEFORE the length penalty, which is
+        built to be anti-correlated with length and would hide the padding; a policy padding its
+        way up shows as a rising correlation), ``length_reward_corr_penalised`` (the same after the
+        penalty, when ``penalised`` rewards are given), ``flagged_frac`` (responses carrying
+        protocol markers or hidden reasoning), ``forced_frac`` (judgments scored from a forced
+        [RESULT]) and the mean mass on the answer tokens."""
+        corr = cls._length_corr(rewards, lengths)
         present = [j for j in judged if j is not None]
         masses = [getattr(j, "score_mass", getattr(j, "answer_mass", None)) for j in present]
         masses = [m for m in masses if m is not None]
         n = len(judged)
+        out: dict[str, float | None] = {"length_reward_corr": corr}
+        if penalised is not None:
+            out["length_reward_corr_penalised"] = cls._length_corr(penalised, lengths)
         return {
-            "length_reward_corr": corr,
+            **out,
             "flagged_frac": sum(bool(j.flags) for j in present) / n if n else 0.0,
             "forced_frac": sum(j.forced for j in present) / n if n else 0.0,
             "score_mass_mean": sum(masses) / len(masses) if masses else None,
@@ -435,8 +532,6 @@ class JudgedReward:
         punished, and a group of equal lengths is untouched."""
         if not self.length_penalty:
             return rewards
-        from ..rows import group_key
-
         groups: dict[str, list[int]] = {}
         for i, (r, n) in enumerate(zip(rewards, lengths)):
             if r is not None and n is not None:

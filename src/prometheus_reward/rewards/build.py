@@ -80,11 +80,15 @@ def reward_from_config(config: Mapping[str, Any], layout: Layout = "group", **ov
 
 
 def with_ppo_fallback(reward: JudgedReward) -> JudgedReward:
-    """PPO cannot mask a reward: unless ``fallback`` is set, an unscorable row gets the reward's
-    neutral value (0.5 under ``linear``, a score of 3), never the worst reward, so a judge outage
-    does not punish the policy. Logged, so the choice is visible."""
+    """Set ``reward`` up for an engine that cannot mask (PPO), and say how its unscorable rows are
+    paid (:meth:`~prometheus_reward.rewards.RewardBatch.filled`): a response the policy made
+    unjudgeable gets the floor (never more: it must not gain by it); a row the judge or the
+    transport failed on gets the mean reward of its prompt group's scored rows in the call, else
+    the neutral value (0.5 under ``linear``), so a judge outage neither punishes nor pays the
+    policy. An explicit ``fallback`` replaces that fill (never the floor). Logged, so the choice
+    is visible; ``fallback`` itself is left as the user set it."""
     if reward.fallback is None:
-        reward.fallback = reward.neutral_reward
-        logger.warning("%s: unscorable rows get the neutral reward %.3g (set 'fallback' to choose another)",
-                       reward.__name__, reward.fallback)
+        logger.warning("%s: rows the judge fails on get their prompt group's mean reward, else the neutral reward "
+                       "%.3g (set 'fallback' to choose another); unjudgeable responses get the floor %.3g",
+                       reward.__name__, reward.neutral_reward, reward.floor_reward())
     return reward

@@ -15,14 +15,23 @@ there, when the reward is set up, with :class:`UnusableReward`.
 Example:
     >>> row = ScoredRow(reward=0.75, value=4.0, error=None, source="parsed")
     >>> batch = RewardBatch([0.75], [row], "raw_score")
-    >>> batch.info()
-    {'raw_score': [4.0], 'unscorable': [0.0], 'truncated': [0.0], 'source': ['parsed']}
+    >>> batch.info()["raw_score"], batch.info()["cause"], batch.info()["judge_floor"]
+    ([4.0], [None], [0.0])
+
+Unscorable rows carry a ``cause`` (:mod:`prometheus_reward.blame`): a ``response``-caused row gets
+the **floor** reward (``floor=True``: the reward is real, never None, so the policy never gains by
+being unjudgeable); a ``judge``- or ``transport``-caused row (or one whose cause is unknown, such as
+a malformed input row) is masked (None) unless ``fallback`` is set. Trainers that cannot mask
+(PPO engines, the server) read :meth:`RewardBatch.filled`: the same rewards with those rows given
+a fill that carries no signal for their prompt group.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Hashable, Iterator, Sequence
+
+from ..blame import CAUSES, fill
 
 ROWS = "rows"
 GROUPS = "groups"
@@ -76,6 +85,10 @@ class ScoredRow:
         truncated: an input was cut to fit the evaluator's context.
         source: how the value was read: ``parsed``, ``forced``, ``direct`` (from the judgment),
             ``tie`` (a completion against itself) or ``tournament``.
+        cause: who is to blame when the row is unscorable: ``response``, ``judge``, ``transport``
+            (see :mod:`prometheus_reward.blame`), or None (scored, or unknown: treated as ``judge``).
+        floor: the reward is the floor given to a ``response``-caused row.
+        group: the row's prompt group (what a fill averages over).
     """
 
     reward: float | None
@@ -84,10 +97,20 @@ class ScoredRow:
     judgment: Any = None
     truncated: bool = False
     source: str | None = None
+    cause: str | None = None
+    floor: bool = False
+    group: Hashable = None
 
     @property
     def unscorable(self) -> bool:
         return self.value is None
+
+    @property
+    def blamed(self) -> str | None:
+        """The cause as counted: an unscorable row with no known cause counts as ``judge``."""
+        if not self.unscorable:
+            return None
+        return self.cause if self.cause in CAUSES else "judge"
 
 
 @dataclass
@@ -132,12 +155,56 @@ class RewardBatch:
     def unscorable(self) -> list[bool]:
         return [r.unscorable for r in self.rows]
 
+    @property
+    def causes(self) -> list[str | None]:
+        """Per row, the cause as counted (:attr:`ScoredRow.blamed`): None for scored rows."""
+        return [r.blamed for r in self.rows]
+
+    def filled(self, neutral: float) -> tuple[list[float], list[str | None]]:
+        """Rewards for a trainer that cannot mask (PPO engines, the server), and per row how each
+        was made: None (scored, or a user's ``fallback``), ``"floor"`` (``response``-caused) or
+        ``"fill"`` (``judge``/``transport``: the mean reward of the scored rows of the same prompt
+        group in this batch, else ``neutral``; see :func:`prometheus_reward.blame.fill`).
+
+        Example:
+            >>> rows = [ScoredRow(0.2, 1.8, None, group="p"), ScoredRow(None, None, "timed out", cause="transport", group="p"),
+            ...         ScoredRow(0.0, None, "unterminated <think>", cause="response", floor=True, group="p")]
+            >>> RewardBatch([0.2, None, 0.0], rows, "raw_score").filled(neutral=0.5)
+            ([0.2, 0.2, 0.0], [None, 'fill', 'floor'])
+        """
+        scored = [None if (row.unscorable or row.floor) else r for r, row in zip(self.rewards, self.rows)]
+        out, how = fill(scored, [row.blamed for row in self.rows], groups=[row.group for row in self.rows],
+                        floor=0.0, neutral=neutral)
+        for i, (reward, row) in enumerate(zip(self.rewards, self.rows)):
+            if row.floor:  # the reward's own floor (length-penalised like any real reward)
+                out[i], how[i] = float(reward), "floor"  # type: ignore[arg-type]
+            elif row.unscorable and reward is not None:  # the user's explicit fallback wins over the fill
+                out[i], how[i] = float(reward), None
+        return out, how
+
     def info(self) -> dict[str, list[Any]]:
         """The flat per-row fields an engine logs: the value (named by ``value_name``), and
-        ``unscorable``, ``truncated`` as 0.0/1.0, and ``source``."""
+        ``unscorable``, ``truncated`` as 0.0/1.0, ``source``, the ``cause`` of an unscorable
+        row, and ``judge_floor`` (1.0: the row got the floor reward)."""
         return {
             self.value_name: self.values,
             "unscorable": [float(r.unscorable) for r in self.rows],
             "truncated": [float(r.truncated) for r in self.rows],
             "source": [r.source for r in self.rows],
+            "cause": self.causes,
+            "judge_floor": [float(r.floor) for r in self.rows],
         }
+
+
+def cause_counts(causes: Sequence[str | None]) -> dict[str, float]:
+    """The per-cause shares a reward logs: ``unscorable_frac`` and ``unscorable_<cause>_frac``.
+
+    Example:
+        >>> cause_counts(["response", None, "judge", None])
+        {'unscorable_frac': 0.5, 'unscorable_response_frac': 0.25, 'unscorable_judge_frac': 0.25, 'unscorable_transport_frac': 0.0}
+    """
+    n = len(causes)
+    out = {"unscorable_frac": sum(c is not None for c in causes) / n if n else 0.0}
+    for cause in CAUSES:
+        out[f"unscorable_{cause}_frac"] = sum(c == cause for c in causes) / n if n else 0.0
+    return out

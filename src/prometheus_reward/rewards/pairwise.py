@@ -29,8 +29,8 @@ from ..grades import Preference
 from ..rows import JudgeInputs, group_key
 from ..scoring import pairwise_reward
 from ..tournament import tournament_pairs, tournament_strengths
-from .base import JudgeCall, JudgedReward, Steps, _config_field, config_options, finite
-from .contract import GROUPS, PAIRS, ROWS, RewardBatch, ScoredRow, TournamentRecord
+from .base import JudgeCall, JudgedReward, Steps, _config_field, config_options, failure_cause, finite, unjudgeable
+from .contract import GROUPS, PAIRS, ROWS, RewardBatch, TournamentRecord
 
 Layout = Literal["online_dpo", "group"]
 Anchor = Literal["auto", "reference", "group", "tournament"]
@@ -102,6 +102,11 @@ class PairwiseReward(JudgedReward):
         """The reward of an even match (p = 0.5)."""
         return float(pairwise_reward(0.5, self.transform))  # type: ignore[arg-type]
 
+    def floor_reward(self, key: str = "") -> float:
+        """The reward of a certain loss (p = 0: 0 under ``prob``, -1 under ``symmetric``, the
+        clipped log-odds under ``logit``): what a ``response``-caused unscorable row gets."""
+        return float(pairwise_reward(0.0, self.transform))  # type: ignore[arg-type]
+
     @property
     def needs(self) -> str:
         return PAIRS
@@ -114,8 +119,10 @@ class PairwiseReward(JudgedReward):
         """(per-row errors, rows judged, their anchor texts, rows that tie with their anchor)."""
         raise NotImplementedError
 
-    def _mirror(self, probs: list[float | None], prefs: list[Preference | None], errors: list[str | None]) -> None:
-        """Fill the rows that read another row's judgment (online DPO's second half)."""
+    def _mirror(self, probs: list[float | None], prefs: list[Preference | None], errors: list[str | None],
+                causes: list[str | None], rows: JudgeInputs, judged: Sequence[int], ties: Sequence[int]) -> None:
+        """Fill the rows that read another row's judgment (online DPO's second half), and settle
+        the rows whose value depends on others' judgments (the group anchor's tie)."""
 
     # -- one implementation for sync and async ---------------------------------------------------------------
     def _steps(self, prompts: Sequence[Any] | None, completions: Sequence[Any], kwargs: Mapping[str, Any]) -> Steps:
@@ -124,6 +131,7 @@ class PairwiseReward(JudgedReward):
         errors, judged, anchors, ties = self._pairs(rows)
         prefs: list[Preference] | None = None
         failure = None
+        blame = "judge"
         if judged:
             result = yield JudgeCall("compare", (
                 [rows.instructions[i] for i in judged], [rows.responses[i] for i in judged], anchors,
@@ -131,59 +139,86 @@ class PairwiseReward(JudgedReward):
             ), {"reference_answers": [rows.references[i] for i in judged], **self._judge_kwargs(), "swap": True})
             if isinstance(result, BaseException):
                 failure = self._failure(result, len(judged))
+                blame = failure_cause(result)
             else:
                 prefs = result
-        return self._finish(rows, errors, judged, ties, prefs, failure, time.perf_counter() - start, kwargs)
+        return self._finish(rows, errors, judged, ties, prefs, failure, time.perf_counter() - start, kwargs,
+                            anchors, blame)
 
     def _finish(self, rows: JudgeInputs, errors: list[str | None], judged: list[int], ties: list[int],
                 prefs: list[Preference] | None, failure: str | None, seconds: float,
-                kwargs: Mapping[str, Any]) -> RewardBatch:
+                kwargs: Mapping[str, Any], anchors: Sequence[str] = (), failure_blame: str = "judge") -> RewardBatch:
         n = len(errors)
         probs: list[float | None] = [None] * n
         row_prefs: list[Preference | None] = [None] * n
+        causes: list[str | None] = [None] * n
         errors = list(errors)
+        anchor_of = dict(zip(judged, anchors))
         if prefs is not None and len(prefs) == len(judged):
             for i, pref in zip(judged, prefs):
                 row_prefs[i] = pref
                 probs[i] = finite(pref.prob_a)
                 if probs[i] is None:
                     errors[i] = pref.error or "no usable preference"
+                    against_reference = anchor_of.get(i) is not None and anchor_of.get(i) == rows.references[i]
+                    causes[i] = side_cause(pref.cause, rows.responses[i], None if against_reference else anchor_of.get(i))
         else:
             for i in judged:
                 errors[i] = failure or "the judge returned the wrong number of preferences"
+                causes[i] = failure_blame
         for i in ties:
             probs[i] = 0.5
-        self._mirror(probs, row_prefs, errors)
-        rewards = [None if p is None else pairwise_reward(p, self.transform) for p in probs]  # type: ignore[arg-type]
+        self._mirror(probs, row_prefs, errors, causes, rows, judged, ties)
+        judged_rewards = [None if p is None else pairwise_reward(p, self.transform) for p in probs]  # type: ignore[arg-type]
+        lengths = self._lengths(rows)
+        rewards, before, floors = self._settle(judged_rewards, causes, rows, lengths, penalise=False)
         self.last_preferences = row_prefs
         self._warn_unscorable([e if p is None else None for e, p in zip(errors, probs)], n)
         judged_prefs = [row_prefs[i] for i in judged if row_prefs[i] is not None and row_prefs[i].prob_a is not None]
         scored = [p for p in probs if p is not None]
         extras: dict[str, list[Any]] = {"win_prob": probs}
+        tied = set(ties)
         if self.log_feedback:
-            tied = set(ties)
             extras["feedback"] = [
                 (row_prefs[i].feedback if row_prefs[i] is not None and probs[i] is not None else
-                 ("[tie with the anchor]" if i in tied else f"[unscorable] {errors[i]}"))
+                 ("[tie with the anchor]" if i in tied and probs[i] is not None else f"[unscorable] {errors[i]}"))
                 for i in range(n)
             ]
+        extras["cause"] = causes
+        extras["judge_floor"] = [float(f) for f in floors]
         stats = self._log(kwargs, extras, {
-            "unscorable_frac": (n - len(scored)) / n if n else 0.0,
+            **self._blame_metrics(causes, probs),
             "win_prob_mean": sum(scored) / len(scored) if scored else None,
             "consistent_frac": sum(p.consistent for p in judged_prefs) / len(judged_prefs) if judged_prefs else None,
             "truncated_frac": sum(bool(p and p.truncated) for p in row_prefs) / n if n else 0.0,
             "judge_seconds": seconds,
-            **self._monitors(rewards, self._lengths(rows), row_prefs),
+            **self._monitors(before, lengths, row_prefs),
         })
-        final = self._apply_fallback(rewards)
-        tied = set(ties)
-        scored_rows = [
-            ScoredRow(final[i], probs[i], None if probs[i] is not None else errors[i], row_prefs[i],
-                      bool(row_prefs[i] is not None and row_prefs[i].truncated),  # type: ignore[union-attr]
-                      "tie" if i in tied else getattr(row_prefs[i], "source", None))
-            for i in range(n)
-        ]
-        return RewardBatch(final, scored_rows, self.value_name, failure, len(judged), stats)
+        scored_rows = self._scored_rows(
+            rows, rewards, probs, errors, row_prefs,
+            [bool(p is not None and p.truncated) for p in row_prefs],
+            ["tie" if i in tied and probs[i] is not None else getattr(row_prefs[i], "source", None) for i in range(n)],
+            causes, floors)
+        return RewardBatch(rewards, scored_rows, self.value_name, failure, len(judged), stats)
+
+
+def side_cause(cause: str | None, response: str | None, other: str | None) -> str | None:
+    """Who a failed comparison of ``response`` with ``other`` (another policy completion; None: a
+    trusted reference) blames for ``response``'s row. A ``response``-caused failure against a
+    reference is the row's own; between two completions the judge does not say which side, so the
+    side the defences find unjudgeable is blamed (both when neither or both are found: each is the
+    policy's own output, and it must not gain by it); the other side's row counts as ``judge``.
+
+    Example:
+        >>> side_cause("response", "Fine.", "<think>never closed"), side_cause("response", "<think>x", "Fine.")
+        ('judge', 'response')
+        >>> side_cause("transport", "Fine.", None)
+        'transport'
+    """
+    if cause != "response" or other is None:
+        return cause
+    mine, theirs = unjudgeable(response), unjudgeable(other)
+    return "judge" if theirs and not mine else "response"
 
 
 def _groups(rows: JudgeInputs, errors: Sequence[str | None]) -> dict[str, list[int]]:
@@ -224,7 +259,8 @@ class OnlineDPOPairwiseReward(PairwiseReward):
                 anchors.append(rows.responses[j])  # type: ignore[arg-type]
         return errors, judged, anchors, ties
 
-    def _mirror(self, probs: list[float | None], prefs: list[Preference | None], errors: list[str | None]) -> None:
+    def _mirror(self, probs: list[float | None], prefs: list[Preference | None], errors: list[str | None],
+                causes: list[str | None], rows: JudgeInputs, judged: Sequence[int], ties: Sequence[int]) -> None:
         half = len(probs) // 2
         for i in range(half):
             j = i + half
@@ -232,6 +268,10 @@ class OnlineDPOPairwiseReward(PairwiseReward):
             prefs[j] = prefs[i]
             if probs[i] is None and errors[i]:
                 errors[j] = errors[j] or errors[i]
+            if probs[i] is None and prefs[i] is not None:  # the judged pair failed: blame each side
+                causes[j] = side_cause(prefs[i].cause, rows.responses[j], rows.responses[i])
+            elif probs[i] is None:
+                causes[j] = causes[j] or causes[i]
 
 
 class GroupPairwiseReward(PairwiseReward):
@@ -271,6 +311,26 @@ class GroupPairwiseReward(PairwiseReward):
                     anchors.append(anchor)  # type: ignore[arg-type]
         return errors, judged, anchors, ties
 
+    def _mirror(self, probs: list[float | None], prefs: list[Preference | None], errors: list[str | None],
+                causes: list[str | None], rows: JudgeInputs, judged: Sequence[int], ties: Sequence[int]) -> None:
+        """The group anchor's tie with itself (0.5) is a reward only when some comparison of its
+        group with it was judged: when every one failed, the anchor is unscorable too."""
+        def on_group_anchor(i: int) -> bool:
+            return not (rows.references[i] is not None and self.anchor in ("reference", "auto"))
+
+        peers: dict[str, list[int]] = defaultdict(list)
+        for i in judged:
+            if on_group_anchor(i):
+                peers[group_key(rows.prompts[i])].append(i)
+        for i in ties:
+            mine = peers.get(group_key(rows.prompts[i]), [])
+            if not on_group_anchor(i) or not mine or any(probs[j] is not None for j in mine):
+                continue
+            probs[i] = None
+            errors[i] = f"every comparison of its group with this anchor failed (first: {errors[mine[0]]})"
+            blamed = [causes[j] for j in mine if causes[j] in ("judge", "transport")]
+            causes[i] = "response" if unjudgeable(rows.responses[i]) else (blamed[0] if blamed else "judge")
+
 
     # -- the tournament: completions against each other, ranked by Bradley-Terry ----------------------------
     def _steps(self, prompts: Sequence[Any] | None, completions: Sequence[Any], kwargs: Mapping[str, Any]) -> Steps:
@@ -284,6 +344,7 @@ class GroupPairwiseReward(PairwiseReward):
         matches = [pair for key, members in groups.items() for pair in tournament_pairs(members, self.pairs_per_completion, key)]
         prefs: list[Preference] | None = None
         failure = None
+        blame = "judge"
         if matches:
             result = yield JudgeCall("compare", (
                 [rows.instructions[i] for i, _ in matches], [rows.responses[i] for i, _ in matches],
@@ -291,17 +352,24 @@ class GroupPairwiseReward(PairwiseReward):
             ), {"reference_answers": [rows.references[i] for i, _ in matches], **self._judge_kwargs(), "swap": True})
             if isinstance(result, BaseException):
                 failure = self._failure(result, len(matches))
+                blame = failure_cause(result)
             elif len(result) == len(matches):
                 prefs = result
             else:
                 failure = "the judge returned the wrong number of preferences"
         probs, played, consistent = tournament_strengths(groups.values(), matches, prefs or [None] * len(matches), n)
+        causes: list[str | None] = [None] * n
         for i in range(n):
             if errors[i] is None and probs[i] is None:
                 size = len(groups[group_key(rows.prompts[i])])
                 errors[i] = failure or ("no other completion of this prompt to compare with" if size < 2 else
-                                        "none of this completion's comparisons could be judged")
-        rewards = [None if p is None else pairwise_reward(p, self.transform) for p in probs]  # type: ignore[arg-type]
+                                        "none of this completion's comparisons could be judged" if not played[i] else
+                                        "its scored comparisons do not connect it to the largest part of its group "
+                                        "(failed comparisons split the group)")
+                causes[i] = blame if failure else self._match_cause(i, rows, matches, prefs)
+        lengths = self._lengths(rows)
+        judged_rewards = [None if p is None else pairwise_reward(p, self.transform) for p in probs]  # type: ignore[arg-type]
+        rewards, before, floors = self._settle(judged_rewards, causes, rows, lengths, penalise=False)
         self.last_preferences = list(prefs or [])
         self._warn_unscorable([e if p is None else None for e, p in zip(errors, probs)], n)
         scored_probs = [p for p in probs if p is not None]
@@ -309,26 +377,43 @@ class GroupPairwiseReward(PairwiseReward):
         if self.log_feedback:
             extras["feedback"] = [f"[tournament] won {probs[i]:.2f} of its expected matches over {played[i]} comparisons"
                                   if probs[i] is not None else f"[unscorable] {errors[i]}" for i in range(n)]
+        extras["cause"] = causes
+        extras["judge_floor"] = [float(f) for f in floors]
         stats = self._log(kwargs, extras, {
-            "unscorable_frac": (n - len(scored_probs)) / n if n else 0.0,
+            **self._blame_metrics(causes, probs),
             "strength_mean": sum(scored_probs) / len(scored_probs) if scored_probs else None,
             "consistent_frac": sum(consistent) / len(consistent) if consistent else None,
             "judgments_per_group": 2 * len(matches) / len(groups) if groups else None,
             "judge_seconds": time.perf_counter() - start,
-            **self._monitors(rewards, self._lengths(rows), list(prefs or [])),
+            **self._monitors(before, lengths, list(prefs or [])),
         })
-        final = self._apply_fallback(rewards)
         records = [TournamentRecord(probs[i], played[i]) for i in range(n)]
         for (i, j), pref in zip(matches, prefs or [None] * len(matches)):
             for me, other in ((i, j), (j, i)):
                 records[me].opponents.append(other)
                 records[me].preferences.append(pref)
-        scored_rows = [
-            ScoredRow(final[i], probs[i], None if probs[i] is not None else errors[i], records[i],
-                      any(bool(p is not None and p.truncated) for p in records[i].preferences), "tournament")
-            for i in range(n)
-        ]
-        return RewardBatch(final, scored_rows, "strength", failure, len(matches), stats)
+        scored_rows = self._scored_rows(
+            rows, rewards, probs, errors, records,
+            [any(bool(p is not None and p.truncated) for p in r.preferences) for r in records], ["tournament"] * n,
+            causes, floors)
+        return RewardBatch(rewards, scored_rows, "strength", failure, len(matches), stats)
+
+    @staticmethod
+    def _match_cause(i: int, rows: JudgeInputs, matches: Sequence[tuple[int, int]],
+                     prefs: Sequence[Preference] | None) -> str:
+        """Why row ``i`` of a tournament got no strength: ``response`` when a failed match of its
+        blames it (:func:`side_cause`), else ``transport`` when one failed in transport, else
+        ``judge`` (its matches failed, or it lies outside the largest connected part)."""
+        found: list[str] = []
+        for (a, b), pref in zip(matches, prefs or []):
+            if i not in (a, b) or pref is None or finite(pref.prob_a) is not None:
+                continue
+            other = b if i == a else a
+            found.append(side_cause(pref.cause, rows.responses[i], rows.responses[other]) or "judge")
+        for cause in ("response", "transport"):
+            if cause in found:
+                return cause
+        return "judge"
 
 
 class AsyncPairwiseReward(GroupPairwiseReward):

@@ -17,9 +17,16 @@ Endpoints:
 The endpoints score through the reward classes (:mod:`prometheus_reward.rewards`): ``/get_reward``
 through the configured shape (``reward_type``: rubric, checklist, or pairwise against the reference),
 ``/grade`` through a rubric reward, ``/group_reward`` through the tournament; their judge calls go
-through the micro-batcher. Rewards in ``/get_reward`` must be floats (OpenRLHF builds a tensor from
-them): an unscorable row gets the reward config's ``fallback`` (default: the neutral value, a score
-of 3, never the worst reward) and is flagged in ``extra_logs["unscorable"]``.
+through the micro-batcher. Unscorable rows are settled by who is to blame
+(:mod:`prometheus_reward.blame`): a response the policy made unjudgeable gets the floor reward
+everywhere (flagged ``judge_floor``); a row the judge or the transport failed on is null in
+``/grade`` and ``/group_reward``, and in ``/get_reward``, whose rewards must be floats (OpenRLHF
+builds a tensor from them), gets the mean reward of the scored rows of its prompt in the request,
+else the neutral value (a score of 3), or the reward config's ``fallback`` when set (flagged
+``judge_fill``). Every response carries each row's ``cause``; ``/metrics`` counts rows by cause.
+When the judge- or transport-caused share of the last ``breaker_window`` requests reaches
+``breaker_threshold``, the circuit breaker answers 503 with the last errors
+(:class:`~prometheus_reward.blame.JudgeOutage`).
 
 Example:
     >>> from prometheus_reward import Judge
@@ -42,7 +49,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..adapters.protocol import openrlhf_rows
+from ..adapters.protocol import blame_flags, openrlhf_rows
+from ..blame import CircuitBreaker, JudgeOutage
 from ..config import JudgingConfig, RewardConfig, from_mapping
 from ..rows import RowError, RubricColumn, column
 from .batching import MicroBatcher
@@ -284,8 +292,9 @@ def create_app(judge: Any, config: ServerConfig | None = None, **overrides: Any)
     # and /grade share one, as they share one rubric.
     get_reward_reward = make_reward(batched_judge, config.judging, config.reward).for_engine(*OPENRLHF_HTTP)
     normalizer = getattr(get_reward_reward, "normalizer", None)
-    unscorable_reward = (config.reward.fallback if config.reward.fallback is not None
-                         else get_reward_reward.neutral_reward)
+    # one breaker for the whole server: every endpoint's judge trouble counts towards it
+    breaker = CircuitBreaker(config.reward.breaker_window, config.reward.breaker_threshold, "server")
+    get_reward_reward._breaker = breaker
     rewards: dict[tuple, Any] = {}
 
     def reward_for(kind: str, mode: str | None, samples: int | None, **changes: Any) -> Any:
@@ -296,6 +305,7 @@ def create_app(judge: Any, config: ServerConfig | None = None, **overrides: Any)
                               samples=samples or config.judging.samples)
             settings = replace(config.reward, reward_type=kind, fallback=None, **changes)
             reward = rewards[key] = make_reward(batched_judge, judging, settings)
+            reward._breaker = breaker
             if kind == "absolute" and normalizer is not None:
                 reward.normalizer = normalizer
         return reward
@@ -366,8 +376,13 @@ def create_app(judge: Any, config: ServerConfig | None = None, **overrides: Any)
             raise HTTPException(413, f"{n} rows in one request, over the limit of {config.max_request_rows}")
 
     async def scored(reward: Any, prompts: list[Any], responses: list[Any], references: Any, rubrics: list[Any]) -> Any:
-        batch = await reward.ascore_batch(prompts, responses, **{reward.reference_column: references,
-                                                                 reward.rubric_column: rubrics})
+        try:
+            batch = await reward.ascore_batch(prompts, responses, **{reward.reference_column: references,
+                                                                     reward.rubric_column: rubrics})
+        except JudgeOutage as err:  # the breaker tripped: the judge is down, say so rather than serve fills
+            metrics.record_outage()
+            raise HTTPException(503, str(err)) from None
+        metrics.record_causes(batch.causes)
         if batch.failure is not None:  # the judge itself failed: a server error, not unscorable rows
             raise HTTPException(500, f"the judge failed on this batch: {batch.failure.removeprefix('judge call failed: ')}")
         return batch
@@ -394,7 +409,8 @@ def create_app(judge: Any, config: ServerConfig | None = None, **overrides: Any)
         # OpenRLHF sends prompt + response as the query; what the judge grades is the rest.
         rows = openrlhf_rows(body.query, body.prompts, labels, body.rubric)
         batch = await scored(get_reward_reward, rows.prompts, rows.responses, rows.references, rubrics_for(rows.rubrics, n))
-        final = [unscorable_reward if row.unscorable else float(r) for r, row in zip(batch.rewards, batch.rows)]
+        final, how = batch.filled(get_reward_reward.neutral_reward)
+        metrics.record_fills(how)
         info = batch.info()
         return {
             "rewards": final,
@@ -403,6 +419,7 @@ def create_app(judge: Any, config: ServerConfig | None = None, **overrides: Any)
                 "judge_score": [0.0 if v is None else float(v) for v in batch.values],
                 "unscorable": info["unscorable"],
                 "truncated": info["truncated"],
+                **blame_flags(batch, how),
             },
         }
 
@@ -412,9 +429,12 @@ def create_app(judge: Any, config: ServerConfig | None = None, **overrides: Any)
         check_rows(n)
         reward = reward_for("absolute", body.mode, body.samples)
         batch = await scored(reward, body.instructions, body.responses, body.reference_answers, rubrics_for(body.rubric, n))
-        rewards = [None if row.unscorable else r for r, row in zip(batch.rewards, batch.rows)]
+        # a response the policy made unjudgeable keeps its floor; the judge's failures are null
+        rewards = [None if row.unscorable and not row.floor else r for r, row in zip(batch.rewards, batch.rows)]
+        metrics.record_fills(["floor" if row.floor else None for row in batch.rows])
         return {"grades": [g.to_dict() for g in batch.judgments], "rewards": rewards,
-                "unscorable": sum(r is None for r in rewards)}
+                "unscorable": sum(batch.unscorable), "causes": batch.causes,
+                "judge_floor": [float(row.floor) for row in batch.rows]}
 
     @app.post("/group_reward")
     async def group_reward(body: GroupRequest) -> dict[str, Any]:
@@ -427,9 +447,11 @@ def create_app(judge: Any, config: ServerConfig | None = None, **overrides: Any)
         reward = reward_for("tournament", body.mode, body.samples, pairs_per_completion=k,
                             pairwise_transform=body.transform)
         batch = await scored(reward, body.prompts, body.responses, body.reference_answers, rubrics_for(body.rubric, n))
-        rewards = [None if row.unscorable else r for r, row in zip(batch.rewards, batch.rows)]
+        rewards = [None if row.unscorable and not row.floor else r for r, row in zip(batch.rewards, batch.rows)]
+        metrics.record_fills(["floor" if row.floor else None for row in batch.rows])
         return {"rewards": rewards, "strengths": batch.values, "comparisons": [j.played for j in batch.judgments],
-                "judgments": 2 * batch.judge_rows, "unscorable": sum(r is None for r in rewards)}
+                "judgments": 2 * batch.judge_rows, "unscorable": sum(batch.unscorable), "causes": batch.causes,
+                "judge_floor": [float(row.floor) for row in batch.rows]}
 
     @app.post("/compare")
     async def compare(body: CompareRequest) -> dict[str, Any]:

@@ -38,6 +38,11 @@ class ServerMetrics:
     judge_seconds: float = 0.0
     latencies: dict[str, deque] = field(default_factory=dict)
     in_flight: int = 0
+    unscorable_by_cause: Counter = field(default_factory=Counter)  # cause -> rows
+    scored_rows: int = 0  # rows the rewards settled (the denominator of the per-cause shares)
+    judge_fills: int = 0
+    judge_floors: int = 0
+    breaker_trips: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record_request(self, path: str, status: int, seconds: float) -> None:
@@ -56,6 +61,23 @@ class ServerMetrics:
             self.judge_seconds += seconds
             self.rows += rows
             self.unscorable_rows += unscorable
+
+    def record_causes(self, causes: list[str | None]) -> None:
+        """Count a scored batch's rows by the cause of the unscorable ones."""
+        with self.lock:
+            self.scored_rows += len(causes)
+            for cause in causes:
+                if cause is not None:
+                    self.unscorable_by_cause[cause] += 1
+
+    def record_fills(self, how: list[str | None]) -> None:
+        with self.lock:
+            self.judge_fills += sum(h == "fill" for h in how)
+            self.judge_floors += sum(h == "floor" for h in how)
+
+    def record_outage(self) -> None:
+        with self.lock:
+            self.breaker_trips += 1
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
@@ -77,6 +99,15 @@ class ServerMetrics:
                 "rows": self.rows,
                 "unscorable_rows": self.unscorable_rows,
                 "judge_failures": self.judge_failures,
+                "reward_rows": self.scored_rows,
+                "unscorable_by_cause": {c: self.unscorable_by_cause[c] for c in ("response", "judge", "transport")},
+                **{f"unscorable_{c}_frac": (self.unscorable_by_cause[c] / self.scored_rows if self.scored_rows else 0.0)
+                   for c in ("response", "judge", "transport")},
+                "unscorable_frac": (sum(self.unscorable_by_cause.values()) / self.scored_rows
+                                    if self.scored_rows else 0.0),
+                "judge_fills": self.judge_fills,
+                "judge_floors": self.judge_floors,
+                "breaker_trips": self.breaker_trips,
                 "batches": {
                     "count": self.batches,
                     "rows": self.batch_rows,
@@ -102,6 +133,12 @@ class ServerMetrics:
             f"prometheus_reward_rows_total {snap['rows']}",
             f"prometheus_reward_unscorable_rows_total {snap['unscorable_rows']}",
             f"prometheus_reward_judge_failures_total {snap['judge_failures']}",
+            "# TYPE prometheus_reward_unscorable_by_cause_total counter",
+            *(f'prometheus_reward_unscorable_by_cause_total{{cause="{c}"}} {k}'
+              for c, k in snap["unscorable_by_cause"].items()),
+            f"prometheus_reward_judge_fills_total {snap['judge_fills']}",
+            f"prometheus_reward_judge_floors_total {snap['judge_floors']}",
+            f"prometheus_reward_breaker_trips_total {snap['breaker_trips']}",
             f"prometheus_reward_batches_total {snap['batches']['count']}",
             f"prometheus_reward_batch_rows_total {snap['batches']['rows']}",
             "# TYPE prometheus_reward_batch_size histogram",
