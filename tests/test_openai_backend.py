@@ -501,6 +501,8 @@ def exact_upstream(tiny_model_dir):
 
 
 def test_exact_distribution_read_by_token_id_with_full_vocabulary_mass(exact_upstream):
+    from prometheus_reward.backends.tokens import plan_answer_tokens
+
     state, server, tokenizer, (ids, groups) = exact_upstream
     backend = fast_backend(server.url, tokenizer=tokenizer)
     assert backend.logprob_mode == "exact"
@@ -509,6 +511,9 @@ def test_exact_distribution_read_by_token_id_with_full_vocabulary_mass(exact_ups
     grade = Judge(backend, min_score_mass=0.0).grade(["Say hi."], ["Hello!"], "helpfulness", mode="direct")[0]
     sent = state["seen"][-1]
     assert sorted(sent["logprob_token_ids"]) == sorted(ids) and sent["max_tokens"] == 1 and sent["logprobs"] == 1
+    # the prompt goes as token ids: the prefix's, then the lead's, as the local backends read it
+    lead_ids = plan_answer_tokens(tokenizer, CHOICES, "[RESULT] ")[0]
+    assert sent["prompt"][-len(lead_ids):] == lead_ids and all(isinstance(t, int) for t in sent["prompt"])
     masses = [0.1, 0.02 * len(groups[1]), 0.02 * len(groups[2]), 0.02 * len(groups[3]), 0.02 * len(groups[4])]
     assert grade.score_mass == pytest.approx(sum(masses))
     assert grade.probs == pytest.approx([m / sum(masses) for m in masses])

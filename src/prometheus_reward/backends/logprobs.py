@@ -18,10 +18,11 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any, Collection, Sequence
+from typing import Any, Callable, Collection, Sequence
 
 import httpx
 
@@ -316,6 +317,12 @@ class ExactReads:
                 plan = None
             self._plans[key] = plan if plan and len(plan[1]) <= MAX_EXACT_IDS else None
         return self._plans[key]
+
+    async def probe_all(self, client: Callable[[], httpx.AsyncClient], urls: Sequence[str], path: str,
+                        payload: dict[str, Any], ids: Sequence[int]) -> None:
+        """:meth:`probe` each URL at once (``client`` makes the HTTP client, on the running loop)."""
+        http = client()
+        await asyncio.gather(*(self.probe(http, url, path, payload, ids) for url in urls))
 
     async def probe(self, client: httpx.AsyncClient, url: str, path: str, payload: dict[str, Any],
                     ids: Sequence[int]) -> None:

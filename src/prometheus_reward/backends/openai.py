@@ -9,15 +9,12 @@ When every attempt fails the row comes back failed (a :class:`Generation` or
 :class:`AnswerDistribution` with ``error`` set, naming the last failure) with a warning: nothing
 raises into a training loop, and nothing is scored from a request that never succeeded.
 
-Scores from probabilities, in one of two modes (``logprob_mode``, detected once per server by a
-probe request at first use, see :mod:`~prometheus_reward.backends.logprobs`): ``exact`` where the
-server returns the logprobs of requested token ids (vLLM's ``logprob_token_ids``; needs the
-evaluator's tokenizer here, to know every spelling of each score token), so the distribution and
-its mass are read over the full vocabulary; ``top-k`` elsewhere: the top ``top_logprobs`` tokens
-at each position, answer tokens matched after normalising, the mass measured over what came back.
-Servers that return no logprobs (``transformers serve``) fall back to parsing: the Judge parses
-the generated text, and ``read_answers`` reads the greedy answer token (a one-hot distribution
-with no mass: nothing was measured).
+Scores from probabilities, in one of two modes (``logprob_mode``, probed once per server at first
+use, see :mod:`~prometheus_reward.backends.logprobs`): ``exact`` where the server returns the
+logprobs of requested token ids (vLLM's ``logprob_token_ids``; needs the evaluator's tokenizer),
+read over the full vocabulary from prompts sent as token ids; ``top-k`` elsewhere, the mass
+measured over what came back. Servers that return no logprobs (``transformers serve``) fall back
+to parsing: the Judge parses the text, ``read_answers`` reads the greedy answer (one-hot, no mass).
 
 Token counting uses the evaluator's tokenizer when it can be loaded locally (``tokenizer=``);
 otherwise it estimates one token per 4 characters (rough: give ``max_input_tokens`` some slack,
@@ -229,16 +226,17 @@ class OpenAIBackend(Backend):
         self._semaphore: asyncio.Semaphore | None = None
 
     @classmethod
-    def from_config(cls, config: JudgeConfig) -> "OpenAIBackend":
+    def from_config(cls, config: JudgeConfig, **overrides: Any) -> "OpenAIBackend":
         """The backend a :class:`~prometheus_reward.config.JudgeConfig` describes (engine
         ``openai``): its servers and HTTP settings; the API key from the environment variable
         ``api_key_env`` names unless ``model_kwargs`` holds one; other ``model_kwargs`` are
-        keywords of this class (``cooldown``, ``extra_body``...)."""
-        extra = dict(config.model_kwargs)
+        keywords of this class (``cooldown``, ``extra_body``...); ``overrides`` too (e.g. a
+        ready ``tokenizer`` object)."""
+        extra = {**dict(config.model_kwargs), **overrides}
         api_key = extra.pop("api_key", None) or os.environ.get(config.api_key_env)
         return cls(
             config.base_urls or (), config.model, api_key=api_key, api=config.api,  # type: ignore[arg-type]
-            tokenizer=None if config.tokenizer == "none" else config.tokenizer, family=config.family,
+            tokenizer=extra.pop("tokenizer", None if config.tokenizer == "none" else config.tokenizer), family=config.family,
             timeout=config.request_timeout, max_concurrency=config.max_concurrency,
             max_attempts=config.max_attempts, **extra,
         )
@@ -420,9 +418,11 @@ class OpenAIBackend(Backend):
 
     def _request(self, prompt: str, *, max_tokens: int, temperature: float, top_p: float | None = None,
                  seed: int | None = None, repetition_penalty: float | None = None,
-                 logprobs: bool = False, answer_ids: Sequence[int] | None = None) -> tuple[str, dict[str, Any]]:
+                 logprobs: bool = False, answer_ids: Sequence[int] | None = None,
+                 prompt_ids: Sequence[int] | None = None) -> tuple[str, dict[str, Any]]:
         """(path, payload) for one completion of ``prompt`` (formatted text, maybe continued);
-        ``answer_ids``: ask for these tokens' logprobs (exact mode) instead of the top ones."""
+        ``answer_ids``: ask for these tokens' logprobs (exact mode) instead of the top ones;
+        ``prompt_ids``: send the completions prompt as these token ids instead of its text."""
         payload: dict[str, Any] = {"model": self.model, "max_tokens": max_tokens, "temperature": temperature}
         if top_p is not None and temperature > 0:
             payload["top_p"] = top_p
@@ -443,7 +443,7 @@ class OpenAIBackend(Backend):
                 payload["logprobs"] = True
                 payload["top_logprobs"] = self.top_logprobs
             return "/v1/chat/completions", payload
-        payload["prompt"] = self._wire_prompt(prompt)
+        payload["prompt"] = list(prompt_ids) if prompt_ids is not None else self._wire_prompt(prompt)
         if logprobs and answer_ids:
             payload.update(exact_fields(answer_ids, "completions"))
         elif logprobs:
@@ -477,9 +477,11 @@ class OpenAIBackend(Backend):
         lead_text = self._lead_text(choices, lead)
         plan = self._exact_plan(choices, lead)
         answer_ids = plan[1] if plan else None
-        # exact: one position holds every answer id; top-k: two, for a bare space token first
+        # exact: one position, after the prefix's ids + the lead's, as local backends read it (the joined
+        # text can tokenise across the seam: ": " + "[" -> " ["); top-k: two, for a bare space first
         requests = [self._request(p + lead_text, max_tokens=1 if plan else 2, temperature=0.0, logprobs=True,
-                                  answer_ids=answer_ids) for p in prefixes]
+                                  answer_ids=answer_ids, prompt_ids=self._exact_ids(p, plan[0]) if plan else None)
+                    for p in prefixes]
         responses = self._gather(requests)
         self.stats.forward_batches += 1
         self.stats.batch_sizes.append(len(prefixes))
@@ -519,6 +521,7 @@ class OpenAIBackend(Backend):
                     repetition_penalty=sampling.repetition_penalty,
                     logprobs=choices is not None,
                     answer_ids=plan[1] if plan else None,
+                    prompt_ids=self._exact_ids(prompt) if plan else None,
                 ))
         responses = self._gather(requests)
         self.stats.generate_batches += 1
@@ -554,15 +557,14 @@ class OpenAIBackend(Backend):
         urls = [e.url for e in self.endpoints]
         unknown = self._exact.unknown(urls)
         if unknown:
-            self._run(self._probe(unknown))
+            ids = self._exact.probe_ids()
+            path, payload = self._request("Answer:", max_tokens=1, temperature=0.0, logprobs=True, answer_ids=ids)
+            self._run(self._exact.probe_all(self._ensure_client, unknown, path, {**self.extra_body, **payload}, ids))
         return self._exact.mode(urls)
 
-    async def _probe(self, urls: Sequence[str]) -> None:
-        client = self._ensure_client()
-        ids = self._exact.probe_ids()
-        path, payload = self._request("Answer:", max_tokens=1, temperature=0.0, logprobs=True, answer_ids=ids)
-        payload = {**self.extra_body, **payload}
-        await asyncio.gather(*(self._exact.probe(client, url, path, payload, ids) for url in urls))
+    def _exact_ids(self, prompt: str, lead_ids: Sequence[int] = ()) -> list[int] | None:
+        """A completions prompt as local backends tokenise it (BOS rule); None for the chat API."""
+        return None if self.api == "chat" else encode_prompt(self.tokenizer, prompt) + list(lead_ids)
 
     def _exact_plan(self, choices: Sequence[str], lead: str) -> AnswerTokens | None:
         """The answer tokens to ask for by id when reads are exact; None: read the top logprobs."""
