@@ -253,9 +253,10 @@ def build_judge(cfg: BenchConfig, **judge_changes: Any):
     from .judge import Judge
 
     jc = dataclasses.replace(cfg.judge, **judge_changes)  # cfg.judge holds the bench's rules (see BenchConfig)
-    if jc.engine_name == "vllm":  # one process, one device; the context bounds the KV cache it plans
+    if jc.engine_name == "vllm":  # one process, one device; the context bounds the KV cache it plans;
+        # eager on CPU (graph compilation there costs minutes and the CPU backend gains little)
         jc = dataclasses.replace(jc, model_kwargs={"max_model_len": cfg.max_model_len, "in_process": True,
-                                                   **dict(jc.model_kwargs)})
+                                                   "enforce_eager": not torch.cuda.is_available(), **dict(jc.model_kwargs)})
     if cfg.random_init is None:
         return Judge.from_config(jc)
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -418,6 +419,7 @@ def run_mode(cfg: BenchConfig, mode: str) -> dict[str, Any]:
         "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
         "device": facts["device"] + (f" ({torch.cuda.get_device_name()})" if cuda else f" ({torch.get_num_threads()} threads)"),
         "engine": facts["engine"],
+        "engine_kwargs": dict(judge.config.model_kwargs) if facts["engine"] == "vllm" else None,
         "model": backend.model_id,
         "vocab_size": facts["vocab_size"],
         **extra,

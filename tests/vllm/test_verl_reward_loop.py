@@ -66,11 +66,11 @@ def rm_tokenizer(embedded_dir):
     return AutoTokenizer.from_pretrained(str(embedded_dir))
 
 
-def _calls(fn, router, tokenizer, rows, extra=None):
+def _calls(fn, router, tokenizer, rows):
     async def run():
         return await asyncio.gather(*(
             fn(data_source="chat", solution_str=answer, ground_truth=None,
-               extra_info={"question": question, **(extra or {})},
+               extra_info={"question": question},
                reward_router_address=router.address, reward_model_tokenizer=tokenizer)
             for question, answer in rows))
     return asyncio.run(run())
@@ -98,8 +98,13 @@ def test_verl_loads_and_calls_the_reward_loop_function(router, rm_tokenizer, emb
 
 
 def test_unscorable_row_gets_the_neutral_fallback_with_the_same_keys(router, rm_tokenizer):
-    fn = partial(verl_reward_loop.compute_score, **REWARD_KWARGS)
-    scored, empty = _calls(fn, router, rm_tokenizer, [ROWS[0], ("", "")], extra=None)
+    fn = partial(verl_reward_loop.compute_score, reward_router_address=router.address,
+                 reward_model_tokenizer=rm_tokenizer, **REWARD_KWARGS)
+
+    async def run():  # a row whose extra_info names no instruction cannot be judged
+        return await asyncio.gather(fn("chat", ROWS[0][1], None, {"question": ROWS[0][0]}), fn("chat", "Hi.", None, {}))
+
+    scored, empty = asyncio.run(run())
     assert set(scored) == set(empty)
     assert empty["judge_unscorable"] == 1.0 and empty["score"] == 0.5 and empty["judge_raw_score"] == 0.0
     assert scored["judge_unscorable"] == 0.0

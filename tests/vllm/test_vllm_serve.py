@@ -119,5 +119,6 @@ def test_server_killed_mid_batch_gives_failed_rows_then_recovers_after_restart(v
     vllm_server.start()
     after = judge.grade(questions, answers, "helpfulness", mode="direct")
     assert all(g.error is None for g in after)
-    assert [g.probs for g in after] == pytest.approx([g.probs for g in before], abs=1e-5)
+    for again, first in zip(after, before):  # the same readings as before the kill: rows not mixed up
+        assert again.probs == pytest.approx(first.probs, abs=1e-5)
     backend.close()
