@@ -286,3 +286,26 @@ def test_bench_table_into_a_log_is_printed_at_full_width():
              "15/16 parsed, continuous", "0.87 of raw-forward tok/s", "best batch 64; one at a time 543 tok/s"]
     for cell in cells:  # each whole, on one line, between the column rules
         assert any(f" {cell} " in line for line in lines), cell
+
+
+def test_bench_config_records_the_rules_every_mode_runs_under(tmp_path):
+    from dataclasses import asdict
+
+    from prometheus_reward.config import JudgeConfig
+
+    cfg = BenchConfig(judge=JudgeConfig(model="embedded"), seed=3)
+    # the JSON's config is what ran: no retries, any answer mass, the bench's seed (issue 19 §5)
+    recorded = json.loads(json.dumps(asdict(cfg), default=str))["judge"]
+    assert recorded["max_retries"] == 0 and recorded["min_score_mass"] == 0.0 and recorded["seed"] == 3
+    again = BenchConfig(**json.loads(json.dumps(asdict(cfg), default=list)))  # the isolated worker's copy
+    assert again.judge == cfg.judge
+
+
+def test_bench_vllm_engine_runs_only_the_modes_it_can():
+    from prometheus_reward.config import JudgeConfig
+
+    with pytest.raises(ValueError, match="transformers only"):
+        BenchConfig(judge=JudgeConfig(model="embedded", engine="vllm"), modes=["sequential", "direct"])
+    assert BenchConfig(judge=JudgeConfig(model="embedded", engine="vllm"), modes=["generate", "direct"]).modes
+    with pytest.raises(ValueError, match="random-init"):
+        BenchConfig(judge=JudgeConfig(model="embedded", engine="vllm"), modes=["direct"], random_init="tiny-mistral")

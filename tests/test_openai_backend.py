@@ -450,3 +450,98 @@ def test_upstream_killed_mid_run_then_back(tserve, tiny_model_dir):
     # greedy outputs match the ones before the kill: recovered, and rows were not mixed up
     assert [r[0].text for r in again] == [r[0].text for r in before]
     backend.close()
+
+
+# -- exact distributions: logprob_token_ids, probed once per server ---------------------------------------
+def exact_app(state: dict) -> FastAPI:
+    """An upstream that, when ``state["exact"]``, honours vLLM's ``logprob_token_ids`` (tokens named
+    ``token_id:N``, logprobs from ``state["logprobs"]``) and otherwise returns only its top logprobs
+    (the one spelling ``"4"``), as a server that ignores the field would."""
+    app = FastAPI()
+
+    @app.post("/v1/completions")
+    async def completions(request: Request):
+        body = await request.json()
+        state["seen"].append(body)
+        if state.get("down"):
+            return JSONResponse({"error": "starting"}, status_code=503)
+        ids = body.get("logprob_token_ids")
+        if state["exact"] and ids and body.get("return_tokens_as_token_ids"):
+            chosen = ids[0]
+            top = {f"token_id:{t}": state["logprobs"].get(t, -9999.0) for t in [chosen, *ids]}
+            logprobs = {"tokens": [f"token_id:{chosen}"], "token_logprobs": [top[f"token_id:{chosen}"]],
+                        "top_logprobs": [top], "text_offset": [0]}
+        else:
+            logprobs = {"tokens": ["4"], "token_logprobs": [math.log(0.3)], "top_logprobs": [{"4": math.log(0.3)}],
+                        "text_offset": [0]}
+        return {"choices": [{"index": 0, "text": "4", "logprobs": logprobs, "finish_reason": "length"}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 1}}
+
+    return app
+
+
+@pytest.fixture
+def exact_upstream(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    from prometheus_reward.backends.tokens import plan_answer_tokens
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    _, ids, groups = plan_answer_tokens(tokenizer, CHOICES, "[RESULT] ")
+    # every spelling of each score gets some probability: 0.1 spread over the spellings of "1",
+    # 0.02 on each spelling of the others; far from what the top list alone shows
+    logprobs = {}
+    for k, group in enumerate(groups):
+        for i in group:
+            logprobs[ids[i]] = math.log((0.1 if k == 0 else 0.02 * len(group)) / len(group))
+    state = {"exact": True, "logprobs": logprobs, "seen": []}
+    server = ThreadServer(exact_app(state)).start()
+    yield state, server, tokenizer, (ids, groups)
+    server.stop()
+
+
+def test_exact_distribution_read_by_token_id_with_full_vocabulary_mass(exact_upstream):
+    from prometheus_reward.backends.tokens import plan_answer_tokens
+
+    state, server, tokenizer, (ids, groups) = exact_upstream
+    backend = fast_backend(server.url, tokenizer=tokenizer)
+    assert backend.logprob_mode == "exact"
+    probes = len(state["seen"])
+    assert probes == 1 and state["seen"][0]["return_tokens_as_token_ids"] is True
+    grade = Judge(backend, min_score_mass=0.0).grade(["Say hi."], ["Hello!"], "helpfulness", mode="direct")[0]
+    sent = state["seen"][-1]
+    assert sorted(sent["logprob_token_ids"]) == sorted(ids) and sent["max_tokens"] == 1 and sent["logprobs"] == 1
+    # the prompt goes as token ids: the prefix's, then the lead's, as the local backends read it
+    lead_ids = plan_answer_tokens(tokenizer, CHOICES, "[RESULT] ")[0]
+    assert sent["prompt"][-len(lead_ids):] == lead_ids and all(isinstance(t, int) for t in sent["prompt"])
+    masses = [0.1, 0.02 * len(groups[1]), 0.02 * len(groups[2]), 0.02 * len(groups[3]), 0.02 * len(groups[4])]
+    assert grade.score_mass == pytest.approx(sum(masses))
+    assert grade.probs == pytest.approx([m / sum(masses) for m in masses])
+    # the probe is not repeated: the mode is cached per server
+    assert backend.logprob_mode == "exact" and len(state["seen"]) == probes + 1
+    backend.close()
+
+
+def test_server_without_token_id_logprobs_falls_back_to_top_logprobs(exact_upstream):
+    state, server, tokenizer, _ = exact_upstream
+    state["exact"] = False
+    backend = fast_backend(server.url, tokenizer=tokenizer)
+    grade = Judge(backend, min_score_mass=0.0).grade(["Say hi."], ["Hello!"], "helpfulness", mode="direct")[0]
+    assert backend.logprob_mode == "top-k"
+    sent = state["seen"][-1]
+    assert "logprob_token_ids" not in sent and sent["logprobs"] == 20
+    # the mass is what the top list showed: only "4", at 0.3
+    assert grade.probs == pytest.approx([0, 0, 0, 1, 0]) and grade.score_mass == pytest.approx(0.3)
+    backend.close()
+
+
+def test_exact_mode_is_probed_again_while_a_server_cannot_tell(exact_upstream):
+    state, server, tokenizer, _ = exact_upstream
+    state["down"] = True
+    backend = fast_backend(server.url, tokenizer=tokenizer)
+    assert backend.logprob_mode is None  # not cached: the server did not answer the probe
+    state["down"] = False
+    assert backend.logprob_mode == "exact"
+    assert fast_backend(server.url, tokenizer=tokenizer, exact_logprobs=False).logprob_mode == "top-k"
+    assert fast_backend(server.url).logprob_mode == "top-k"  # no tokenizer: no ids to ask for
+    backend.close()

@@ -61,6 +61,8 @@ from .config import JudgeConfig
 from .metaeval.data import DataError
 
 MODES = ("sequential", "generate:padded", "generate", "expected:padded", "expected", "direct", "raw-forward")
+# what the vLLM engine runs (the others time transformers internals: plain generate, padding, raw forward)
+VLLM_MODES = ("generate", "expected", "direct")
 EXTRA_MODES = ("direct:unshared",)
 STOPS = ("auto", "eos", "drawn", "fixed")
 SHAPES = ("rows", "grpo")
@@ -109,10 +111,21 @@ class BenchConfig:
     isolate: bool = True
     raw_batch_sizes: list[int] = field(default_factory=lambda: [1, 4, 16, 64])
     shape: str = "rows"
+    max_model_len: int = 4096  # the vLLM engine's context (the KV cache it plans for)
 
     def __post_init__(self) -> None:
         if isinstance(self.judge, dict):
             self.judge = JudgeConfig(**self.judge)
+        # the rules every mode runs under, recorded as run: no retries (every mode does the same
+        # work), any answer mass (random or smoke weights put little there), the bench's seed
+        self.judge = dataclasses.replace(self.judge, max_retries=0, min_score_mass=0.0, seed=self.seed)
+        if self.judge.engine_name == "vllm" and set(self.modes) - set(VLLM_MODES):
+            raise ValueError(f"the vllm engine runs the bench modes {', '.join(VLLM_MODES)}; not "
+                             f"{', '.join(sorted(set(self.modes) - set(VLLM_MODES)))} (transformers only)")
+        if self.judge.engine_name not in ("transformers", "vllm"):
+            raise ValueError(f"the bench times a local engine (transformers or vllm), not {self.judge.engine_name!r}")
+        if self.random_init is not None and self.judge.engine_name != "transformers":
+            raise ValueError("--random-init builds a transformers model: use --engine transformers")
         if self.stop not in STOPS:
             raise ValueError(f"stop must be one of {STOPS}, got {self.stop!r}")
         if self.shape not in SHAPES:
@@ -239,7 +252,11 @@ def build_judge(cfg: BenchConfig, **judge_changes: Any):
     from .backends.transformers import TransformersBackend
     from .judge import Judge
 
-    jc = dataclasses.replace(cfg.judge, max_retries=0, min_score_mass=0.0, seed=cfg.seed, **judge_changes)
+    jc = dataclasses.replace(cfg.judge, **judge_changes)  # cfg.judge holds the bench's rules (see BenchConfig)
+    if jc.engine_name == "vllm":  # one process, one device; the context bounds the KV cache it plans;
+        # eager on CPU (graph compilation there costs minutes and the CPU backend gains little)
+        jc = dataclasses.replace(jc, model_kwargs={"max_model_len": cfg.max_model_len, "in_process": True,
+                                                   "enforce_eager": not torch.cuda.is_available(), **dict(jc.model_kwargs)})
     if cfg.random_init is None:
         return Judge.from_config(jc)
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -344,7 +361,8 @@ def run_mode(cfg: BenchConfig, mode: str) -> dict[str, Any]:
     overrides: dict[str, Any] = {"max_new_tokens": cfg.max_new_tokens}
     if stop == "fixed":
         overrides["min_new_tokens"] = cfg.max_new_tokens
-    cuda = torch.cuda.is_available() and backend.device.type == "cuda"
+    facts = _engine_facts(backend)
+    cuda = facts["cuda"]
 
     # warm-up: kernels, allocator, tokenizer caches
     backend.read_answers(formatted[:1], ["1", "2", "3", "4", "5"])
@@ -378,7 +396,7 @@ def run_mode(cfg: BenchConfig, mode: str) -> dict[str, Any]:
         if base != "direct":
             extra["batching"] = backend.last_batching
         else:
-            extra["prefix_sharing"] = backend.prefix_sharing
+            extra["prefix_sharing"] = getattr(backend, "prefix_sharing", "prefix caching (vLLM)")
     else:
         raise ValueError(f"unknown bench mode {mode!r}")
     if cuda:
@@ -399,11 +417,27 @@ def run_mode(cfg: BenchConfig, mode: str) -> dict[str, Any]:
         "parsed": parsed,
         "peak_rss_mb": _peak_rss_mb(),
         "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
-        "device": str(backend.device) + (f" ({torch.cuda.get_device_name()})" if cuda else f" ({torch.get_num_threads()} threads)"),
+        "device": facts["device"] + (f" ({torch.cuda.get_device_name()})" if cuda else f" ({torch.get_num_threads()} threads)"),
+        "engine": facts["engine"],
+        "engine_kwargs": dict(judge.config.model_kwargs) if facts["engine"] == "vllm" else None,
         "model": backend.model_id,
-        "vocab_size": int(backend.model.config.vocab_size),
+        "vocab_size": facts["vocab_size"],
         **extra,
     }
+
+
+def _engine_facts(backend: Any) -> dict[str, Any]:
+    """Engine name, device, whether it is a CUDA device, vocabulary size: from a transformers model
+    or a vLLM engine."""
+    import torch
+
+    if hasattr(backend, "llm"):  # the vLLM engine
+        model_config = backend.llm.llm_engine.model_config
+        cuda = torch.cuda.is_available()
+        return {"engine": "vllm", "device": "cuda" if cuda else "cpu", "cuda": cuda,
+                "vocab_size": int(model_config.get_vocab_size())}
+    return {"engine": "transformers", "device": str(backend.device), "cuda": torch.cuda.is_available() and backend.device.type == "cuda",
+            "vocab_size": int(backend.model.config.vocab_size)}
 
 
 def _run_isolated(cfg: BenchConfig, mode: str) -> dict[str, Any]:

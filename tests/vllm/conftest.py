@@ -43,3 +43,13 @@ def hf_backend(embedded_dir):
     from prometheus_reward.backends.transformers import TransformersBackend
 
     return TransformersBackend.from_pretrained("embedded", dtype="float32", batching="padded")
+
+
+@pytest.fixture(scope="session")
+def vllm_server(embedded_dir, tmp_path_factory):
+    """A real ``vllm serve`` on loopback serving the embedded model as ``embedded`` (see vllm_server.py)."""
+    from vllm_server import VLLMServe
+
+    server = VLLMServe(embedded_dir, tmp_path_factory.mktemp("vllm-serve")).start()
+    yield server
+    server.stop()

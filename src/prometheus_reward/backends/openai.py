@@ -9,12 +9,12 @@ When every attempt fails the row comes back failed (a :class:`Generation` or
 :class:`AnswerDistribution` with ``error`` set, naming the last failure) with a warning: nothing
 raises into a training loop, and nothing is scored from a request that never succeeded.
 
-Scores from probabilities: ``/v1/completions`` with ``logprobs`` returns the top tokens at each
-position; answer tokens are matched after normalising (spaces, ``▁``, ``Ġ`` stripped), and their
-summed probability is the distribution's ``mass`` (over the returned top logprobs). Servers that
-return no logprobs (``transformers serve``) fall back to parsing: the Judge parses the generated
-text, and ``read_answers`` reads the greedy answer token (a one-hot distribution with no mass:
-nothing was measured).
+Scores from probabilities, in one of two modes (``logprob_mode``, probed once per server at first
+use, see :mod:`~prometheus_reward.backends.logprobs`): ``exact`` where the server returns the
+logprobs of requested token ids (vLLM's ``logprob_token_ids``; needs the evaluator's tokenizer),
+read over the full vocabulary from prompts sent as token ids; ``top-k`` elsewhere, the mass
+measured over what came back. Servers that return no logprobs (``transformers serve``) fall back
+to parsing: the Judge parses the text, ``read_answers`` reads the greedy answer (one-hot, no mass).
 
 Token counting uses the evaluator's tokenizer when it can be loaded locally (``tokenizer=``);
 otherwise it estimates one token per 4 characters (rough: give ``max_input_tokens`` some slack,
@@ -45,8 +45,10 @@ import httpx
 from ..config import JudgeConfig
 from ..templates import ChatFamily, detect_family, format_chat
 from .base import AnswerDistribution, Backend, Generation, Locator, SamplingParams
-from .logprobs import distribution_from_top, extract_positions, normalize_token
-from .tokens import default_context_length, encode_prompt, lead_text, truncate_text
+from .chat_prompt import ChatPrompt
+from .logprobs import (ExactReads, distribution_from_ids, distribution_from_top, exact_answer_in, exact_fields,
+                       exact_steps, extract_positions, normalize_token, top_answer, top_answer_at)
+from .tokens import AnswerTokens, default_context_length, encode_prompt, lead_text, truncate_text
 
 __all__ = ["ChatPrompt", "OpenAIBackend", "distribution_from_top", "extract_positions", "normalize_token"]
 
@@ -60,37 +62,6 @@ _OPTIONAL_FIELDS = ("repetition_penalty", "seed", "logprobs", "top_logprobs", "c
 _UNKNOWN_FIELD_WORDS = ("unexpected", "unsupported", "not supported", "extra", "unknown", "not permitted",
                         "unrecognized", "unrecognised")
 _CHARS_PER_TOKEN = 4
-
-
-class ChatPrompt(str):
-    """A prompt for the chat API: its text (what truncation counts and the judge appends to) and
-    the chat ``messages`` it stands for, carried with it, so a request never looks messages up by
-    text. Appending (the judge's prefix + lead reads) keeps the messages and records the appended
-    text as the assistant turn's ``continuation``.
-
-    Example:
-        >>> prompt = ChatPrompt("Rate. Hi", [{"role": "system", "content": "Rate."}, {"role": "user", "content": "Hi"}])
-        >>> read = prompt + "Fine. " + "[RESULT] "
-        >>> isinstance(read, ChatPrompt), read.continuation, len(read.messages)
-        (True, 'Fine. [RESULT] ', 2)
-    """
-
-    messages: tuple[dict[str, str], ...]
-    continuation: str
-
-    def __new__(cls, text: str, messages: Sequence[dict[str, str]], continuation: str = "") -> "ChatPrompt":
-        prompt = super().__new__(cls, text)
-        prompt.messages = tuple(dict(m) for m in messages)
-        prompt.continuation = continuation
-        return prompt
-
-    def __add__(self, other: str) -> "ChatPrompt":
-        if not isinstance(other, str):
-            return NotImplemented
-        return ChatPrompt(str.__add__(self, other), self.messages, self.continuation + other)
-
-    def __reduce__(self) -> tuple:
-        return (ChatPrompt, (str(self), self.messages, self.continuation))
 
 
 @dataclass
@@ -156,6 +127,12 @@ class OpenAIBackend(Backend):
             servers add BOS themselves when they tokenise ``/v1/completions`` prompts.
         extra_body: extra JSON fields for every request (e.g. ``{"top_k": -1}``).
         cooldown: seconds a URL is avoided after a connection failure or timeout.
+        exact_logprobs: probe each server for exact score distributions (``logprob_token_ids``)
+            and use them where it answers; False: always the top logprobs.
+
+    Attributes:
+        logprob_mode: ``"exact"`` or ``"top-k"``: how score distributions are read (probed on
+            first read; None while no server could be reached).
     """
 
     def __init__(
@@ -180,6 +157,7 @@ class OpenAIBackend(Backend):
         strip_bos: bool = True,
         extra_body: dict[str, Any] | None = None,
         cooldown: float = 5.0,
+        exact_logprobs: bool = True,
     ):
         super().__init__()
         urls = [base_urls] if isinstance(base_urls, str) else list(base_urls)
@@ -210,22 +188,25 @@ class OpenAIBackend(Backend):
         self.http_stats = HTTPStats()
         self._dropped: set[str] = set() if send_repetition_penalty else {"repetition_penalty"}
         self._lead_cache: dict[tuple[tuple[str, ...], str], str] = {}
+        self.exact_logprobs = exact_logprobs
+        self._exact = ExactReads(self.tokenizer, self.top_logprobs)
         self._lock = threading.Lock()
         self._loop: _LoopThread | None = None
         self._client: httpx.AsyncClient | None = None
         self._semaphore: asyncio.Semaphore | None = None
 
     @classmethod
-    def from_config(cls, config: JudgeConfig) -> "OpenAIBackend":
+    def from_config(cls, config: JudgeConfig, **overrides: Any) -> "OpenAIBackend":
         """The backend a :class:`~prometheus_reward.config.JudgeConfig` describes (engine
         ``openai``): its servers and HTTP settings; the API key from the environment variable
         ``api_key_env`` names unless ``model_kwargs`` holds one; other ``model_kwargs`` are
-        keywords of this class (``cooldown``, ``extra_body``...)."""
-        extra = dict(config.model_kwargs)
+        keywords of this class (``cooldown``, ``extra_body``...); ``overrides`` too (e.g. a
+        ready ``tokenizer`` object)."""
+        extra = {**dict(config.model_kwargs), **overrides}
         api_key = extra.pop("api_key", None) or os.environ.get(config.api_key_env)
         return cls(
             config.base_urls or (), config.model, api_key=api_key, api=config.api,  # type: ignore[arg-type]
-            tokenizer=None if config.tokenizer == "none" else config.tokenizer, family=config.family,
+            tokenizer=extra.pop("tokenizer", None if config.tokenizer == "none" else config.tokenizer), family=config.family,
             timeout=config.request_timeout, max_concurrency=config.max_concurrency,
             max_attempts=config.max_attempts, **extra,
         )
@@ -415,8 +396,11 @@ class OpenAIBackend(Backend):
 
     def _request(self, prompt: str, *, max_tokens: int, temperature: float, top_p: float | None = None,
                  seed: int | None = None, repetition_penalty: float | None = None,
-                 logprobs: bool = False) -> tuple[str, dict[str, Any]]:
-        """(path, payload) for one completion of ``prompt`` (formatted text, maybe continued)."""
+                 logprobs: bool = False, answer_ids: Sequence[int] | None = None,
+                 prompt_ids: Sequence[int] | None = None) -> tuple[str, dict[str, Any]]:
+        """(path, payload) for one completion of ``prompt`` (formatted text, maybe continued);
+        ``answer_ids``: ask for these tokens' logprobs (exact mode) instead of the top ones;
+        ``prompt_ids``: send the completions prompt as these token ids instead of its text."""
         payload: dict[str, Any] = {"model": self.model, "max_tokens": max_tokens, "temperature": temperature}
         if top_p is not None and temperature > 0:
             payload["top_p"] = top_p
@@ -431,12 +415,16 @@ class OpenAIBackend(Backend):
                 payload["continue_final_message"] = True
                 payload["add_generation_prompt"] = False
             payload["messages"] = messages
-            if logprobs:
+            if logprobs and answer_ids:
+                payload.update(exact_fields(answer_ids, "chat"))
+            elif logprobs:
                 payload["logprobs"] = True
                 payload["top_logprobs"] = self.top_logprobs
             return "/v1/chat/completions", payload
-        payload["prompt"] = self._wire_prompt(prompt)
-        if logprobs:
+        payload["prompt"] = list(prompt_ids) if prompt_ids is not None else self._wire_prompt(prompt)
+        if logprobs and answer_ids:
+            payload.update(exact_fields(answer_ids, "completions"))
+        elif logprobs:
             payload["logprobs"] = self.top_logprobs
         return "/v1/completions", payload
 
@@ -465,7 +453,13 @@ class OpenAIBackend(Backend):
         self, prefixes: Sequence[str], choices: Sequence[str], lead: str = "[RESULT] "
     ) -> list[AnswerDistribution]:
         lead_text = self._lead_text(choices, lead)
-        requests = [self._request(p + lead_text, max_tokens=2, temperature=0.0, logprobs=True) for p in prefixes]
+        plan = self._exact_plan(choices, lead)
+        answer_ids = plan[1] if plan else None
+        # exact: one position, after the prefix's ids + the lead's, as local backends read it (the joined
+        # text can tokenise across the seam: ": " + "[" -> " ["); top-k: two, for a bare space first
+        requests = [self._request(p + lead_text, max_tokens=1 if plan else 2, temperature=0.0, logprobs=True,
+                                  answer_ids=answer_ids, prompt_ids=self._exact_ids(p, plan[0]) if plan else None)
+                    for p in prefixes]
         responses = self._gather(requests)
         self.stats.forward_batches += 1
         self.stats.batch_sizes.append(len(prefixes))
@@ -473,29 +467,14 @@ class OpenAIBackend(Backend):
         for response in responses:
             self._count_usage(response)
             parsed = self._choice_of(response)
-            out.append(AnswerDistribution.failed(parsed, transport=True) if isinstance(parsed, str)
-                       else self._read_answer(parsed[0], parsed[1], choices))
+            if isinstance(parsed, str):
+                out.append(AnswerDistribution.failed(parsed, transport=True))
+            elif plan:
+                read = exact_steps(parsed[1])
+                out.append(distribution_from_ids(read[1][0] if read and read[1] else None, plan[1], plan[2]))
+            else:
+                out.append(top_answer(parsed[0], parsed[1], choices, self.top_logprobs))
         return out
-
-    def _read_answer(self, text: str, choice: dict[str, Any], choices: Sequence[str]) -> AnswerDistribution:
-        positions = extract_positions(choice)
-        if positions:
-            # the first position, or the next one when the model first writes a bare space
-            for position in positions[:2]:
-                dist = distribution_from_top(position.top, choices)
-                if dist is not None:
-                    return dist
-                if normalize_token(position.token):
-                    break
-            return AnswerDistribution(None, 0.0, f"no answer token among the server's top {self.top_logprobs} logprobs")
-        # no logprobs from this server: the greedy answer, parsed, as a one-hot distribution (its
-        # mass is not measured: the server said nothing about the other choices)
-        first = text.strip().split()[0] if text.strip() else ""
-        first = first.strip(".:)([]\"'*")
-        if first in choices:
-            return AnswerDistribution.from_masses([1.0 if c == first else 0.0 for c in choices], measured=False)
-        return AnswerDistribution.failed(f"the server returned no logprobs and its answer {text.strip()[:20]!r} is not a choice",
-                                         transport=True)
 
     def generate(
         self,
@@ -507,6 +486,7 @@ class OpenAIBackend(Backend):
         num_samples: int = 1,
     ) -> list[list[Generation]]:
         # one request per sample (``n`` is not honoured by every server); seeds differ per sample
+        plan = self._exact_plan(choices, "[RESULT] ") if choices is not None and locate is not None else None
         requests = []
         for prompt in prompts:
             for s in range(num_samples):
@@ -518,6 +498,8 @@ class OpenAIBackend(Backend):
                     seed=None if sampling.seed is None else sampling.seed + s,
                     repetition_penalty=sampling.repetition_penalty,
                     logprobs=choices is not None,
+                    answer_ids=plan[1] if plan else None,
+                    prompt_ids=self._exact_ids(prompt) if plan else None,
                 ))
         responses = self._gather(requests)
         self.stats.generate_batches += 1
@@ -534,22 +516,37 @@ class OpenAIBackend(Backend):
                     continue
                 text, choice = parsed
                 answer = None
-                if choices is not None and locate is not None:
-                    answer = self._answer_at(text, choice, choices, locate)
+                if plan:
+                    answer = exact_answer_in(text, choice, plan, locate, self.tokenizer)  # type: ignore[arg-type]
+                elif choices is not None and locate is not None:
+                    answer = top_answer_at(text, choice, choices, locate)
                 gens.append(Generation(text, answer, prompt_tokens, completion_tokens))
             out.append(gens)
         return out
 
-    def _answer_at(self, text: str, choice: dict[str, Any], choices: Sequence[str], locate: Locator) -> AnswerDistribution | None:
-        offset = locate(text)
-        positions = extract_positions(choice)
-        if offset is None or not positions:
-            return None
-        for position in reversed(positions):
-            end = position.start + len(position.token)
-            if position.start <= offset < max(end, position.start + 1) and normalize_token(position.token) in choices:
-                return distribution_from_top(position.top, choices)
-        return None
+    # -- exact distributions: which servers honour logprob_token_ids ------------------------------------
+    @property
+    def logprob_mode(self) -> str | None:
+        """``"exact"`` when every server returns the logprobs of requested token ids, else
+        ``"top-k"``; probed on first read (one small request per server, cached per URL); None
+        while a server could not be reached to tell."""
+        if self.tokenizer is None or not self.exact_logprobs:
+            return "top-k"  # without the tokenizer there are no answer token ids to ask for
+        urls = [e.url for e in self.endpoints]
+        unknown = self._exact.unknown(urls)
+        if unknown:
+            ids = self._exact.probe_ids()
+            path, payload = self._request("Answer:", max_tokens=1, temperature=0.0, logprobs=True, answer_ids=ids)
+            self._run(self._exact.probe_all(self._ensure_client, unknown, path, {**self.extra_body, **payload}, ids))
+        return self._exact.mode(urls)
+
+    def _exact_ids(self, prompt: str, lead_ids: Sequence[int] = ()) -> list[int] | None:
+        """A completions prompt as local backends tokenise it (BOS rule); None for the chat API."""
+        return None if self.api == "chat" else encode_prompt(self.tokenizer, prompt) + list(lead_ids)
+
+    def _exact_plan(self, choices: Sequence[str], lead: str) -> AnswerTokens | None:
+        """The answer tokens to ask for by id when reads are exact; None: read the top logprobs."""
+        return self._exact.plan(choices, lead) if self.logprob_mode == "exact" else None
 
     def _count_usage(self, response: dict[str, Any] | str) -> tuple[int, int]:
         usage = (response.get("usage") if isinstance(response, dict) else None) or {}

@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..bench import (EXTRA_MODES, MODES, RANDOM_INIT_CONFIGS, SHAPES, STOPS, BenchConfig, print_table, results_table,
-                     run_bench, run_metadata)
+from ..bench import (EXTRA_MODES, MODES, RANDOM_INIT_CONFIGS, SHAPES, STOPS, VLLM_MODES, BenchConfig, print_table,
+                     results_table, run_bench, run_metadata)
 from ..config import JudgeConfig
 from .common import add_options, config_from
 
@@ -29,8 +29,9 @@ def make_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--data", default=None, help="prompts: a Prometheus benchmark file or rows with "
                         "instruction/response (default: the pinned Vicuna set, downloaded once)")
     parser.add_argument("--limit", type=int, default=16)
-    parser.add_argument("--modes", default=",".join(MODES),
-                        help=f"comma-separated, from {', '.join(MODES + EXTRA_MODES)}")
+    parser.add_argument("--modes", default=None,
+                        help=f"comma-separated, from {', '.join(MODES + EXTRA_MODES)} (default: all of them; with "
+                             f"--engine vllm: {', '.join(VLLM_MODES)})")
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--stop", default="auto", choices=STOPS,
                         help="eos: rows stop at EOS (or max-new-tokens); drawn: each row writes a length drawn from "
@@ -45,6 +46,7 @@ def make_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--rubric", default="helpfulness")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-isolate", action="store_true", help="run all modes in this process")
+    parser.add_argument("--max-model-len", type=int, default=4096, help="--engine vllm: the engine's context length")
     parser.add_argument("--json", default=None, help="write {meta, config, results} here (benchmarks/results/...)")
     parser.set_defaults(func=main)
     return parser
@@ -52,11 +54,12 @@ def make_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> int:
     judge = config_from(JudgeConfig, args)
+    modes = args.modes or ",".join(VLLM_MODES if judge.engine_name == "vllm" else MODES)
     cfg = BenchConfig(
-        judge=judge, data=args.data, limit=args.limit, modes=[m.strip() for m in args.modes.split(",") if m.strip()],
+        judge=judge, data=args.data, limit=args.limit, modes=[m.strip() for m in modes.split(",") if m.strip()],
         max_new_tokens=args.max_new_tokens, stop=args.stop, random_init=args.random_init, rubric=args.rubric,
         seed=args.seed, isolate=not args.no_isolate, shape=args.shape,
-        raw_batch_sizes=[int(b) for b in args.raw_batch_sizes.split(",") if b.strip()],
+        raw_batch_sizes=[int(b) for b in args.raw_batch_sizes.split(",") if b.strip()], max_model_len=args.max_model_len,
     )
     meta = run_metadata(getattr(args, "argv", None))
     results = run_bench(cfg)
