@@ -1,14 +1,14 @@
 # The two newcomer commands: `make demo` (set up, grade the bundled example with the embedded
 # Gemma-3-270M, print the summary) and `make test` (set up for tests, run the test suite).
 # `make test PYTEST_ARGS="tests/test_parsing.py -x"` runs a part of it (then without the vLLM tests).
-# `make test-vllm` runs only the vLLM engine's tests (tests/vllm), in their own venv .venv-vllm;
+# `make test-vllm` runs only the vLLM engine's tests (tests/vllm_engine), in their own venv .venv-vllm;
 # PR_VLLM=0 leaves them (and .venv-vllm) out of `make test`.
 VENV := .venv
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 PYTEST_ARGS ?=
 VLLM_VENV := .venv-vllm
-VLLM_PYTEST_ARGS ?= tests/vllm
+VLLM_PYTEST_ARGS ?= tests/vllm_engine
 
 .PHONY: setup setup-test demo test test-vllm run-vllm-tests
 setup:       # the package and what it needs to run

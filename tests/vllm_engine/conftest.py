@@ -1,9 +1,10 @@
 """The vLLM engine's tests: a real ``vllm.LLM`` on the embedded Gemma-3-270M, one engine per session.
 
 They run in the vLLM test environment (``.venv-vllm``, built by ``scripts/setup.sh --test`` and run
-by ``make test`` with ``PROMETHEUS_REWARD_VLLM_TESTS=1``). Elsewhere (the main venv, where vLLM is
-not installed) this folder is not collected; with the variable set and vLLM missing, the run fails
-instead of skipping.
+by ``make test`` with ``PROMETHEUS_REWARD_VLLM_TESTS=1``). The main suite does not enter this folder
+(``norecursedirs`` in pyproject.toml); run by hand without the variable it collects nothing, and with
+the variable set and vLLM missing the run fails instead of skipping. (The folder is not named
+``vllm``: pytest puts ``tests/`` on ``sys.path``, where such a folder would pass for the vllm package.)
 """
 
 from __future__ import annotations
