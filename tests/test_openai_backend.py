@@ -517,6 +517,7 @@ def test_exact_distribution_read_by_token_id_with_full_vocabulary_mass(exact_ups
     masses = [0.1, 0.02 * len(groups[1]), 0.02 * len(groups[2]), 0.02 * len(groups[3]), 0.02 * len(groups[4])]
     assert grade.score_mass == pytest.approx(sum(masses))
     assert grade.probs == pytest.approx([m / sum(masses) for m in masses])
+    assert grade.logprobs == "exact"  # the grade says how its distribution was read
     # the probe is not repeated: the mode is cached per server
     assert backend.logprob_mode == "exact" and len(state["seen"]) == probes + 1
     backend.close()
@@ -532,6 +533,7 @@ def test_server_without_token_id_logprobs_falls_back_to_top_logprobs(exact_upstr
     assert "logprob_token_ids" not in sent and sent["logprobs"] == 20
     # the mass is what the top list showed: only "4", at 0.3
     assert grade.probs == pytest.approx([0, 0, 0, 1, 0]) and grade.score_mass == pytest.approx(0.3)
+    assert grade.logprobs == "top-k"
     backend.close()
 
 

@@ -49,6 +49,9 @@ class Grade:
             cannot be judged), ``judge`` or ``transport`` (see :mod:`prometheus_reward.blame`);
             None on a scored row, and on a row the user's input made unjudgeable (a missing
             instruction or rubric: an input error, not the policy's nor the judge's).
+        logprobs: how a server's score distribution was read (HTTP engines): ``exact`` (every
+            score token's logprob, asked for by id) or ``top-k`` (the top logprobs the server
+            returned); None for local engines or when no distribution was used.
     """
 
     score: int | None = None
@@ -64,6 +67,7 @@ class Grade:
     flags: list[str] = field(default_factory=list)
     items: list[dict[str, Any]] | None = None
     cause: str | None = None
+    logprobs: str | None = None
 
     @property
     def forced(self) -> bool:
@@ -113,6 +117,7 @@ class Preference:
             a response is to blame for an unscorable pair), ``single_order`` (one presentation
             order gave the verdict, allowed by ``allow_single_order``), ``partial_samples``.
         cause: who is to blame when the pair is unscorable (as for :class:`Grade`).
+        logprobs: how a server's answer distribution was read (as for :class:`Grade`).
     """
 
     winner: str | None = None
@@ -127,6 +132,7 @@ class Preference:
     answer_mass: float | None = None
     flags: list[str] = field(default_factory=list)
     cause: str | None = None
+    logprobs: str | None = None
 
     @property
     def forced(self) -> bool:

@@ -333,7 +333,18 @@ class Judge:
         for k, i in enumerate(live):
             finish_grade(grades[i], readings[k], mode=mode, min_score_mass=self.min_score_mass,
                          allow_forced=self.allow_forced, min_samples=self.min_samples)
+        self._mark_logprobs(grades, [g.probs is not None for g in grades])
         return grades
+
+    def _mark_logprobs(self, judgments: Sequence[Any], read: Sequence[bool]) -> None:
+        """Record how a server's distributions were read (``exact`` or ``top-k``; HTTP engines only)
+        on the judgments that used one."""
+        if not any(read) or not hasattr(type(self.backend), "logprob_mode"):
+            return
+        how = self.backend.logprob_mode  # type: ignore[attr-defined]
+        for judgment, used in zip(judgments, read):
+            if used:
+                judgment.logprobs = how
 
     def _readings(self, prompts: list[str], mode: str, samples: int, sampling: SamplingParams,
                   choices: Sequence[str], parse) -> list[list[Reading]]:
@@ -538,5 +549,7 @@ class Judge:
                                          self.allow_single_order)
             pref.flags = list(first[row].flags) + pref.flags  # the guards' flags, then the verdict's
             results.append(pref)
+        self._mark_logprobs(results, [p.source in ("forced", "direct") or (p.prob_a is not None and p.answer_mass is not None)
+                                      for p in results])
         return results
 
