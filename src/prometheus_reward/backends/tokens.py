@@ -14,7 +14,9 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Literal, Sequence
+from typing import Any, Collection, Literal, Sequence
+
+from ..templates import format_chat
 
 # Prometheus 1 (Llama-2 13B) and Prometheus 2 (Mistral 7B) were trained with 4096-token contexts.
 FAMILY_CONTEXT = {"prometheus-1": 4096, "prometheus-2": 4096}
@@ -149,3 +151,59 @@ def plan_answer_tokens(tokenizer: Any, choices: Sequence[str], lead: str = "[RES
         groups.append(list(range(len(all_ids), len(all_ids) + len(ids))))
         all_ids.extend(ids)
     return lead_ids, all_ids, groups
+
+
+def cut_at_eos(ids: Sequence[int], eos: Collection[int]) -> list[int]:
+    """The ids before the first end-of-sequence token (what follows is padding or not text).
+
+    >>> cut_at_eos([5, 6, 1, 7], {1})
+    [5, 6]
+    """
+    ids = list(ids)
+    return ids[:next((i for i, t in enumerate(ids) if t in eos), len(ids))]
+
+
+def answer_step(tokenizer: Any, ids: Sequence[int], offset: int, answer_ids: Collection[int]) -> int | None:
+    """The generation step that wrote the answer: the last answer token (not a special one) that
+    starts at or before character ``offset`` of the decoded text (where the parser located the
+    verdict's value). Every local engine reads the answer distribution at this step."""
+    special = set(tokenizer.all_special_ids)
+    for t in range(len(ids) - 1, -1, -1):
+        if ids[t] not in answer_ids or ids[t] in special:
+            continue
+        if len(tokenizer.decode(list(ids[:t]), skip_special_tokens=True)) <= offset:
+            return t
+    return None
+
+
+class LocalTokenizerText:
+    """The text side of a backend that holds its evaluator's tokenizer (``self.tokenizer``,
+    ``self.family``): chat formatting, the BOS rule, token counts, truncation and the answer-token
+    plans, one copy for every local engine."""
+
+    tokenizer: Any
+    family: str
+    _plans: dict
+
+    def format(self, system: str, user: str) -> str:
+        return format_chat(system, user, self.family, self.tokenizer)  # type: ignore[arg-type]
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of a formatted prompt: BOS is added unless the chat template wrote it."""
+        return encode_prompt(self.tokenizer, text)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(self.encode(t)) for t in texts]
+
+    def truncate(self, text: str, max_tokens: int, keep: Literal["head", "tail"] = "head") -> str:
+        return truncate_text(self.tokenizer, text, max_tokens, keep)
+
+    def _choice_plan(self, choices: tuple[str, ...], lead: str) -> AnswerTokens:
+        key = (choices, lead)
+        if key not in self._plans:
+            self._plans[key] = self._check_plan(plan_answer_tokens(self.tokenizer, choices, lead), choices)
+        return self._plans[key]
+
+    def _check_plan(self, plan: AnswerTokens, choices: tuple[str, ...]) -> AnswerTokens:
+        """An engine's limits on a plan (none here)."""
+        return plan

@@ -13,18 +13,18 @@ import hashlib
 import logging
 import threading
 from pathlib import Path
-from typing import Any, Iterator, Literal, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 from transformers import StoppingCriteria
 
 from ..config import BATCHING, JudgeConfig
 from ..embedded import resolve_model_path
-from ..templates import ChatFamily, detect_family, format_chat
+from ..templates import ChatFamily, detect_family
 from .base import AnswerDistribution, Backend, Generation, Locator, SamplingParams
 from .continuous import RowSpec, continuous_batching_unavailable, run_continuous
 from .prefixes import shared_prefix_groups
-from .tokens import AnswerTokens, default_context_length, encode_prompt, plan_answer_tokens, truncate_text
+from .tokens import AnswerTokens, LocalTokenizerText, answer_step, cut_at_eos, default_context_length
 
 __all__ = ["TransformersBackend", "shared_prefix_groups"]
 
@@ -65,7 +65,7 @@ class _RowLengths(StoppingCriteria):
         return (input_ids.shape[1] - self.prompt_width) >= self.limits.to(input_ids.device)
 
 
-class TransformersBackend(Backend):
+class TransformersBackend(LocalTokenizerText, Backend):
     """Run an evaluator with ``transformers`` on CPU or GPU.
 
     Args:
@@ -217,25 +217,7 @@ class TransformersBackend(Backend):
 
         return {"weights": weights_fingerprint(self.model), "tokenizer": tokenizer_fingerprint(self.tokenizer)}
 
-    # -- text ----------------------------------------------------------------------------------
-    def format(self, system: str, user: str) -> str:
-        return format_chat(system, user, self.family, self.tokenizer)  # type: ignore[arg-type]
-
-    def encode(self, text: str) -> list[int]:
-        """Token ids of a formatted prompt: BOS is added unless the chat template wrote it."""
-        return encode_prompt(self.tokenizer, text)
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return [len(self.encode(t)) for t in texts]
-
-    def truncate(self, text: str, max_tokens: int, keep: Literal["head", "tail"] = "head") -> str:
-        return truncate_text(self.tokenizer, text, max_tokens, keep)
-
-    def _choice_plan(self, choices: tuple[str, ...], lead: str) -> AnswerTokens:
-        key = (choices, lead)
-        if key not in self._plans:
-            self._plans[key] = plan_answer_tokens(self.tokenizer, choices, lead)
-        return self._plans[key]
+    # -- text: format, encode, count_tokens, truncate and the answer plans come from LocalTokenizerText
 
     @staticmethod
     def _distribution(logits: torch.Tensor, groups: list[list[int]]) -> AnswerDistribution:
@@ -549,26 +531,17 @@ class TransformersBackend(Backend):
         """A Generation from new token ids; ``reading(t)`` gives the recorded answer logits of step
         ``t`` (None where nothing was recorded)."""
         ids_list = ids.tolist()[:limit]
-        special = set(self.tokenizer.all_special_ids)
         if honour_eos:  # drop padding and everything after the first end-of-sequence token
-            eos_ids = set(self._eos_ids()) | {self.tokenizer.eos_token_id}
-            end = next((i for i, t in enumerate(ids_list) if t in eos_ids), len(ids_list))
-            ids_list = ids_list[:end]
+            ids_list = cut_at_eos(ids_list, set(self._eos_ids()) | {self.tokenizer.eos_token_id})
         text = self.tokenizer.decode(ids_list, skip_special_tokens=True)
         answer = None
-        if plan is not None and locate is not None and reading is not None:
-            offset = locate(text)
-            if offset is not None:
-                _, all_ids, groups = plan
-                answer_ids = set(all_ids)
-                for t in range(len(ids_list) - 1, -1, -1):
-                    if ids_list[t] not in answer_ids or ids_list[t] in special:
-                        continue
-                    if len(self.tokenizer.decode(ids_list[:t], skip_special_tokens=True)) <= offset:
-                        logits = reading(t)
-                        if logits is not None:
-                            answer = self._distribution(logits, groups)
-                        break
+        offset = locate(text) if plan is not None and locate is not None and reading is not None else None
+        if offset is not None:
+            _, all_ids, groups = plan
+            step = answer_step(self.tokenizer, ids_list, offset, set(all_ids))
+            logits = reading(step) if step is not None else None
+            if logits is not None:
+                answer = self._distribution(logits, groups)
         return Generation(text=text, answer=answer, prompt_tokens=prompt_len, completion_tokens=len(ids_list))
 
     def close(self) -> None:

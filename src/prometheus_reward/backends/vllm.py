@@ -34,12 +34,12 @@ import math
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from ..embedded import resolve_model_path
-from ..templates import ChatFamily, detect_family, format_chat
+from ..templates import ChatFamily, detect_family
 from .base import AnswerDistribution, Backend, Generation, Locator, SamplingParams
-from .tokens import AnswerTokens, default_context_length, encode_prompt, plan_answer_tokens, truncate_text
+from .tokens import AnswerTokens, LocalTokenizerText, answer_step, cut_at_eos, default_context_length
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..config import JudgeConfig
@@ -105,7 +105,7 @@ def answer_from_logprobs(step: dict[int, Any] | None, all_ids: Sequence[int],
     return AnswerDistribution.from_masses([sum(weights[i] for i in group) for group in groups])
 
 
-class VLLMBackend(Backend):
+class VLLMBackend(LocalTokenizerText, Backend):
     """Run an evaluator with ``vllm.LLM`` in this process.
 
     Args:
@@ -249,29 +249,12 @@ class VLLMBackend(Backend):
         except AttributeError:
             return None
 
-    # -- text ----------------------------------------------------------------------------------
-    def format(self, system: str, user: str) -> str:
-        return format_chat(system, user, self.family, self.tokenizer)  # type: ignore[arg-type]
-
-    def encode(self, text: str) -> list[int]:
-        """Token ids of a formatted prompt: BOS is added unless the chat template wrote it."""
-        return encode_prompt(self.tokenizer, text)
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return [len(self.encode(t)) for t in texts]
-
-    def truncate(self, text: str, max_tokens: int, keep: Literal["head", "tail"] = "head") -> str:
-        return truncate_text(self.tokenizer, text, max_tokens, keep)
-
-    def _choice_plan(self, choices: tuple[str, ...], lead: str) -> AnswerTokens:
-        key = (choices, lead)
-        if key not in self._plans:
-            plan = plan_answer_tokens(self.tokenizer, choices, lead)
-            if len(plan[1]) > MAX_ANSWER_IDS:
-                raise ValueError(f"{len(plan[1])} vocabulary tokens spell the choices {choices}; vLLM reads at most "
-                                 f"{MAX_ANSWER_IDS} token ids per step")
-            self._plans[key] = plan
-        return self._plans[key]
+    # -- text: format, encode, count_tokens, truncate and the answer plans come from LocalTokenizerText
+    def _check_plan(self, plan: AnswerTokens, choices: tuple[str, ...]) -> AnswerTokens:
+        if len(plan[1]) > MAX_ANSWER_IDS:
+            raise ValueError(f"{len(plan[1])} vocabulary tokens spell the choices {choices}; vLLM reads at most "
+                             f"{MAX_ANSWER_IDS} token ids per step")
+        return plan
 
     # -- engine --------------------------------------------------------------------------------
     def _run(self, token_rows: Sequence[Sequence[int]], params: Any | Sequence[Any]) -> list[Any]:
@@ -385,23 +368,15 @@ class VLLMBackend(Backend):
         """A Generation from new token ids and their per-step logprobs; the answer is read at the
         last answer token that starts at or before ``locate(text)`` (as the transformers backend reads it)."""
         if honour_eos:  # everything from the first end-of-sequence token on is not text
-            end = next((i for i, t in enumerate(ids) if t in eos), len(ids))
-            ids = ids[:end]
+            ids = cut_at_eos(ids, eos)
         text = self.tokenizer.decode(ids, skip_special_tokens=True)
         answer = None
-        if plan is not None and locate is not None and steps:
-            offset = locate(text)
-            if offset is not None:
-                _, all_ids, groups = plan
-                answer_ids = set(all_ids)
-                special = set(self.tokenizer.all_special_ids)
-                for t in range(len(ids) - 1, -1, -1):
-                    if ids[t] not in answer_ids or ids[t] in special:
-                        continue
-                    if len(self.tokenizer.decode(ids[:t], skip_special_tokens=True)) <= offset:
-                        if t < len(steps):
-                            answer = answer_from_logprobs(steps[t], all_ids, groups)
-                        break
+        offset = locate(text) if plan is not None and locate is not None and steps else None
+        if offset is not None:
+            _, all_ids, groups = plan
+            step = answer_step(self.tokenizer, ids, offset, set(all_ids))
+            if step is not None and step < len(steps):  # type: ignore[arg-type]
+                answer = answer_from_logprobs(steps[step], all_ids, groups)  # type: ignore[index]
         return Generation(text=text, answer=answer, prompt_tokens=prompt_len, completion_tokens=len(ids))
 
     # -- memory ----------------------------------------------------------------------------------
