@@ -3,9 +3,9 @@ option before anything heavy loads, building the judge they describe, reading th
 the user-error type, and the summary table.
 
 Every command follows the same order, so that a mistake costs seconds and prints one line:
-options (configs, numbers, output paths, ``--rubric``) -> the input file (the one reader,
-:func:`prometheus_reward.io.read_data`) -> its columns -> the model path -> loading the model
--> work.
+options (configs, numbers, output paths, ``--rubric``) -> the input file
+(:func:`prometheus_reward.io.read_data`) -> its columns and rows (:func:`prometheus_reward.rows.judge_inputs`)
+-> the model path -> loading the model -> work.
 
 Example:
     >>> import argparse
