@@ -112,6 +112,17 @@ def test_trl_rewards_by_cause(normalize, floor):
     assert [r.cause for r in batch.rows] == [None, "response", "judge", "transport"] and batch.rows[1].floor
 
 
+def test_a_completion_that_is_not_text_is_the_policys_doing_and_a_bad_prompt_is_not():
+    reward = RubricReward(CausalJudge(), rubric="helpfulness")
+    batch = reward.score_batch(["q", "q", None], ["S4", [{"role": "assistant", "content": None}], "S4"])
+    assert [r.cause for r in batch.rows] == [None, "response", None]
+    assert batch.rewards[1] == 0.0 and batch.rows[1].floor  # the floor, not a mask
+    assert batch.rewards[2] is None  # a missing prompt is the user's input: masked, like the judge's failures
+    pairwise = PairwiseReward(CausalJudge(), "helpfulness", layout="group", anchor="reference")
+    rows = pairwise.score_batch(["q", "q"], ["S4", 7], reference_answer=["S3", "S3"]).rows
+    assert rows[1].cause == "response" and rows[1].floor
+
+
 def test_zscore_floor_is_what_a_one_would_get_now():
     reward = RubricReward(CausalJudge(), rubric="helpfulness", normalize="zscore")
     assert reward(prompts=["q"], completions=[THINK]) == [-2.0]  # nothing seen yet: 1 centred on 3

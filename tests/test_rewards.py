@@ -151,7 +151,10 @@ def test_unscorable_rows_return_none_or_fallback_only_for_those_rows(tiny_judge,
             **log.kwargs(),
         )
     assert isinstance(rewards[0], float)
-    assert rewards[1] is None and rewards[2] is None and rewards[3] is None
+    # a completion that is not text is the response's problem: the floor (issue 19), never more;
+    # an empty rubric cell is the dataset's: masked
+    assert rewards[1] == 0.0 and rewards[2] is None and rewards[3] == 0.0
+    assert log.extra[f"{reward.__name__}/cause"] == [None, "response", None, "response"]
     assert "3 of 4 rows unscorable" in caplog.text
     feedback = log.extra[f"{reward.__name__}/feedback"]
     assert feedback[1] == "[unscorable] row 1: field 'completion' must be a string or assistant messages, got None"
@@ -159,8 +162,9 @@ def test_unscorable_rows_return_none_or_fallback_only_for_those_rows(tiny_judge,
     assert log.metrics[f"rewards/{reward.__name__}/unscorable_frac"] == 0.75
 
     with_fallback = RubricReward(tiny_judge, rubric="helpfulness", fallback=-1.0, sampling=GEN)
-    out = with_fallback(prompts=["q0", "q1"], completions=["fine", None])
+    out = with_fallback(prompts=["q0", None], completions=["fine", "fine"])  # row 1: no prompt, an input problem
     assert out[1] == -1.0 and out[0] != -1.0
+    assert with_fallback(prompts=["q0"], completions=[None]) == [0.0]  # the policy's doing: the floor, not the fallback
 
 
 def test_judge_crash_and_timeout_turn_the_batch_unscorable(tiny_judge, caplog):

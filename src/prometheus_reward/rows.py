@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from .rubric import Rubric
@@ -230,7 +230,9 @@ def reference_for(cell: Any, default: str | None, row: int, field: str = "refere
 class JudgeInputs:
     """One batch of rows as the evaluator reads them: per row the prompt as given (its identity
     groups completions), the instruction and response texts, the resolved rubric, the reference
-    answer, and why the row cannot be judged (None when it can)."""
+    answer, why the row cannot be judged (None when it can), and who is to blame for that:
+    ``"response"`` when the response itself is unusable (the policy's output is not text), else
+    None (the user's input: a missing instruction, an unknown rubric)."""
 
     prompts: list[Any]
     instructions: list[str | None]
@@ -238,6 +240,7 @@ class JudgeInputs:
     rubrics: list[Any]
     references: list[str | None]
     errors: list[str | None]
+    causes: list[str | None] = field(default_factory=list)
 
     @property
     def live(self) -> list[int]:
@@ -283,13 +286,18 @@ def judge_inputs(prompts: Sequence[Any] | None, responses: Sequence[Any], rubric
         for part in (rows.instructions, rows.responses, rows.rubrics, rows.references):
             part.extend([None] * n)
         rows.errors.extend([str(err)] * n)
+        rows.causes.extend([None] * n)
         return rows
     numbers = list(numbers) if numbers is not None else list(range(n))
     for i, row in enumerate(numbers):
-        instruction = response = rubric = reference = error = None
+        instruction = response = rubric = reference = error = cause = None
         try:
             instruction = require_prompt(prompts[i], row, prompt_field)
-            response = require_response(responses[i], row, response_field)
+            try:
+                response = require_response(responses[i], row, response_field)
+            except RowError:
+                cause = "response"
+                raise
             rubric = resolver.resolve(rubric_cells[i], row)
             reference = reference_for(reference_cells[i], default_reference, row, reference_field)
         except RowError as err:
@@ -299,6 +307,7 @@ def judge_inputs(prompts: Sequence[Any] | None, responses: Sequence[Any], rubric
         rows.rubrics.append(rubric)
         rows.references.append(reference)
         rows.errors.append(error)
+        rows.causes.append(cause)
     return rows
 
 

@@ -149,7 +149,7 @@ class RubricReward(JudgedReward):
     def _finish(self, rows: JudgeInputs, live_grades: list[Grade] | None, failure: str | None, seconds: float,
                 kwargs: Mapping[str, Any], failure_blame: str = "judge") -> RewardBatch:
         n = len(rows)
-        grades = [Grade(error=e) for e in rows.errors]
+        grades = [Grade(error=e, cause=c) for e, c in zip(rows.errors, rows.causes)]
         live = rows.live
         if live_grades is not None and len(live_grades) == len(live):
             for i, grade in zip(live, live_grades):

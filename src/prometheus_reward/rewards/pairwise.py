@@ -151,7 +151,7 @@ class PairwiseReward(JudgedReward):
         n = len(errors)
         probs: list[float | None] = [None] * n
         row_prefs: list[Preference | None] = [None] * n
-        causes: list[str | None] = [None] * n
+        causes: list[str | None] = list(rows.causes) if len(rows.causes) == n else [None] * n  # input problems
         errors = list(errors)
         anchor_of = dict(zip(judged, anchors))
         if prefs is not None and len(prefs) == len(judged):
@@ -358,7 +358,7 @@ class GroupPairwiseReward(PairwiseReward):
             else:
                 failure = "the judge returned the wrong number of preferences"
         probs, played, consistent = tournament_strengths(groups.values(), matches, prefs or [None] * len(matches), n)
-        causes: list[str | None] = [None] * n
+        causes: list[str | None] = list(rows.causes)  # input problems (a non-text completion: the policy's)
         for i in range(n):
             if errors[i] is None and probs[i] is None:
                 size = len(groups[group_key(rows.prompts[i])])
