@@ -232,3 +232,44 @@ def test_serve_subcommand_registers_its_options():
     args = parser.parse_args(["serve", "--model", "m", "--mode", "direct", "--token", "t", "--max-wait-ms", "5"])
     assert (args.host, args.port, args.mode, args.token, args.max_wait_ms) == ("127.0.0.1", 8000, "direct", "t", 5.0)
     assert callable(args.func)
+
+
+# -- OpenRLHF's own HTTP client against the server (its current remote-reward protocol) --------------------
+def test_openrlhf_remote_reward_client_reads_the_server(tiny_judge):
+    """OpenRLHF's ``SingleTurnAgentExecutor`` with ``--remote_rm_url`` posts one sample per request
+    (``query``, ``prompts``, ``labels``) and reads ``rewards`` / ``scores`` / ``extra_logs``: run its
+    own client code against the app on loopback."""
+    import importlib
+    import threading
+    import time
+
+    import uvicorn
+
+    from prometheus_reward.server import create_app
+
+    agent = importlib.import_module("openrlhf.utils.agent")  # a test-only wheel (.test-deps)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(tiny_judge, mode="direct", normalize="symmetric"),
+                                           host="127.0.0.1", port=port, log_level="error", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "the reward server did not start"
+        time.sleep(0.05)
+    try:
+        executor = agent.SingleTurnAgentExecutor(remote_rm_url=f"http://127.0.0.1:{port}/get_reward")
+        assert executor.reward_func is None  # an URL, not a Python file: the HTTP path
+        prompts, responses = _rows(2, "openrlhf")
+        labels = [None, '{"reference_answer": "Colour number 7.", "rubric": "honesty"}']
+        replies = [asyncio.run(executor._fetch_rewards_via_http([p + r], [p], [label]))[0]
+                   for p, r, label in zip(prompts, responses, labels)]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+    grades = [tiny_judge.grade([p], [r.strip()], rubric, reference_answers=[ref], mode="direct")[0]
+              for p, r, rubric, ref in zip(prompts, responses, ["helpfulness", "honesty"], [None, "Colour number 7."])]
+    for reply, grade in zip(replies, grades):
+        assert set(reply) >= {"rewards", "scores", "extra_logs"}
+        assert reply["rewards"] == pytest.approx([Normalizer("symmetric")([grade.value])[0]], abs=1e-4)
+        assert reply["scores"] == reply["rewards"] and reply["extra_logs"]["unscorable"] == [0.0]
