@@ -122,12 +122,18 @@ def main(argv: list[str] | None = None) -> dict:
     base = results.get("rubric", {}).get("reward_call_s")
     for figures in results.values():
         figures["latency_vs_rubric"] = figures["reward_call_s"] / base if base else None
+    from prometheus_reward.bench import run_metadata
+
     report = {
         "command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
         "batch": {"prompts": args.prompts, "completions_per_prompt": args.completions, "max_chars": args.max_chars},
         "mode": args.mode, "model": judge.model_id, "results": results,
+        # the judging rules the run actually used (min_score_mass is 0 here: the embedded base model
+        # puts little mass on the score tokens, and this measures cost, not quality)
+        "judge": dict(judge.config.judging_rules()),
         "versions": {"prometheus_reward": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
-                     "trl": trl.__version__, "python": platform.python_version()},
+                     "trl": trl.__version__, "python": platform.python_version(),
+                     "git_commit": run_metadata()["versions"]["git_commit"]},
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
                     "load_average": os.getloadavg()},

@@ -273,3 +273,5 @@ def test_group_reward_measurement_script(tiny_model_dir, benchmark_data, tmp_pat
     assert [r[v]["judgments"] for v in ("rubric", "checklist", "tournament-2", "tournament-4", "tournament-all")] == \
         [8, 32, 2 * 2 * 4, 2 * 2 * 6, 2 * 2 * 6]
     assert r["rubric"]["latency_vs_rubric"] == 1.0 and json.loads((tmp_path / "m.json").read_text())["machine"]["cpus"]
+    # the JSON says which rules the run used (issue 19: a table ran at min_score_mass=0 without saying so)
+    assert report["judge"]["min_score_mass"] == 0.0 and "git_commit" in report["versions"]
