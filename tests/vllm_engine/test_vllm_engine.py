@@ -208,3 +208,14 @@ def test_exact_lengths_ignore_eos(vllm_backend):
     finally:
         vllm_backend.exact_lengths = None
     assert [g[0].completion_tokens for g in gens] == [3, 6]
+
+
+def test_the_cache_identity_holds_the_weight_files_and_tokenizer(vllm_backend, hf_backend):
+    from prometheus_reward.cached import evaluator_identity
+
+    marks = vllm_backend.fingerprint()
+    assert marks["weights"] and marks["tokenizer"] and marks["adapter"] is None
+    # the same tokenizer as the transformers backend reads; the weights are fingerprinted from the files
+    assert marks["tokenizer"] == hf_backend.fingerprint()["tokenizer"]
+    identity = evaluator_identity(vllm_backend)
+    assert {k: identity[k] for k in marks} == marks and identity["engine"] == "VLLMBackend"

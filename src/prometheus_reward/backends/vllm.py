@@ -153,6 +153,7 @@ class VLLMBackend(LocalTokenizerText, Backend):
         identity = (hf_config.to_json_string() if hf_config is not None else "") + model_id
         self.revision = revision or hashlib.sha256(identity.encode()).hexdigest()[:16]
         self.adapter = adapter
+        self.model_path: str | None = None  # the local folder the weights came from (set by from_pretrained)
         self.exact_lengths: dict[str, int] | None = None
         self.last_batching: str | None = None
         self._lora = None
@@ -226,9 +227,21 @@ class VLLMBackend(LocalTokenizerText, Backend):
         )
         name = path_or_id if path_or_id != path else str(Path(path).name)
         model_revision = f"{revision or 'main'}+{adapter}" if adapter is not None else revision
-        return cls(llm, tokenizer, model_id=path_or_id if not Path(path_or_id).exists() else name, family=family,
-                   context_length=min(context_length or limit, limit), revision=model_revision,
-                   adapter=adapter_path, hf_config=hf_config)
+        backend = cls(llm, tokenizer, model_id=path_or_id if not Path(path_or_id).exists() else name, family=family,
+                      context_length=min(context_length or limit, limit), revision=model_revision,
+                      adapter=adapter_path, hf_config=hf_config)
+        backend.model_path = str(path)
+        return backend
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What cache keys hold of this evaluator beyond its name: its weight files and the
+        adapter's as loaded (vLLM holds the tensors where Python cannot read them) and the tokenizer
+        (:mod:`prometheus_reward.backends.fingerprint`)."""
+        from .fingerprint import files_fingerprint, tokenizer_fingerprint
+
+        return {"weights": files_fingerprint(self.model_path) if self.model_path else None,
+                "adapter": files_fingerprint(self.adapter) if self.adapter else None,
+                "tokenizer": tokenizer_fingerprint(self.tokenizer)}
 
     @classmethod
     def from_config(cls, config: "JudgeConfig") -> "VLLMBackend":
