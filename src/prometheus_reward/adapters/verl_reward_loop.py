@@ -31,8 +31,11 @@ Returns ``{"score": reward, ...}`` with the provenance verl logs per row (the sa
 row, all numbers): ``judge_raw_score`` (0.0 where unscorable), ``judge_unscorable``,
 ``judge_truncated``, ``judge_forced`` (the number came from a distribution read after an appended
 ``[RESULT]``), ``judge_score_mass`` and ``judge_exact_logprobs`` (1.0: the distribution was read
-over the full vocabulary; 0.0: from the top logprobs). PPO cannot mask a reward: unscorable rows
-score ``fallback`` (the normaliser's neutral value unless set).
+over the full vocabulary; 0.0: from the top logprobs), and the blame flags every PPO adapter logs
+(``judge_fill``, ``judge_floor``, ``judge_unscorable_<cause>``). PPO cannot mask a reward: a
+response the policy made unjudgeable scores the floor; a row the judge or the transport failed
+scores ``fallback`` when set, else the mean of the scored rows of its prompt in that batch, else
+the neutral value (:mod:`prometheus_reward.blame`).
 
 Example (verl config; see ``configs/verl_reward_loop.yaml``)::
 
@@ -60,7 +63,7 @@ import os
 import threading
 from typing import Any, Awaitable, Callable, Mapping
 
-from prometheus_reward.adapters.protocol import VERL_PER_SAMPLE, EngineRows, label_fields, ppo_rewards
+from prometheus_reward.adapters.protocol import VERL_PER_SAMPLE, EngineRows, blame_flags, label_fields, ppo_rewards
 from prometheus_reward.config import JudgeConfig, JudgingConfig, RewardConfig, from_env, split_flat
 from prometheus_reward.rewards import JudgedReward, reward_from_config, with_ppo_fallback
 from prometheus_reward.rows import strip_special_tokens
@@ -167,8 +170,10 @@ async def _score_rows(reward: JudgedReward, items: list[tuple[Any, Any, Any, Any
                       [i[2] for i in items], [i[3] for i in items])
     batch = await reward.ascore_batch(rows.prompts, rows.responses, **rows.columns(reward))
     exact = float(getattr(reward.judge.backend, "logprob_mode", None) == "exact")
+    scores, how = ppo_rewards(reward, batch)  # floors for the policy's failures, signal-free fills for the judge's
+    flags = blame_flags(batch, how)
     out = []
-    for score, row in zip(ppo_rewards(reward, batch.rewards), batch.rows):
+    for i, (score, row) in enumerate(zip(scores, batch.rows)):
         mass = getattr(row.judgment, "score_mass", None)
         out.append({
             "score": score,
@@ -179,6 +184,7 @@ async def _score_rows(reward: JudgedReward, items: list[tuple[Any, Any, Any, Any
             "judge_forced": float(row.source == "forced"),
             "judge_score_mass": float(mass) if mass is not None else 0.0,
             "judge_exact_logprobs": exact,
+            **{("judge_" + name if not name.startswith("judge_") else name): values[i] for name, values in flags.items()},
         })
     return out
 
