@@ -145,7 +145,6 @@ ENGINES.register("vllm", "prometheus_reward.backends.vllm:VLLMBackend",
 
 # Reward shapes (``RewardConfig.reward_type``): ``target`` builds the reward a config describes.
 REWARD_SHAPES: Registry[Any] = Registry("reward shape")
-# (registrations of the reward shapes go here)
 REWARD_SHAPES.register("absolute", "prometheus_reward.rewards.absolute:build_rubric_reward",
                        help="each completion graded 1-5 against a rubric (RubricReward)")
 REWARD_SHAPES.register("checklist", "prometheus_reward.rewards.checklist:build_checklist_reward",
@@ -158,7 +157,6 @@ REWARD_SHAPES.register("tournament", "prometheus_reward.rewards.pairwise:build_t
 
 # Meta-evaluation benchmarks: ``target`` is a ``BenchmarkSpec``.
 BENCHMARKS: Registry[Any] = Registry("benchmark")
-# (registrations of the benchmarks go here)
 _SETS = "prometheus_reward.metaeval.benchmarks"
 BENCHMARKS.register("vicuna", f"{_SETS}.vicuna:SPEC", help="320 rows graded 1-5, gold: 3 GPT-4 scores each")
 BENCHMARKS.register("mt_bench", f"{_SETS}.mt_bench:SPEC", help="320 rows graded 1-5, gold: 3 GPT-4 scores each")
