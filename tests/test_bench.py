@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from prometheus_reward.backends.base import SamplingParams
+from prometheus_reward.backends.batching_choice import choose_batching
 from prometheus_reward.backends.continuous import RowSpec, run_continuous
 from prometheus_reward.backends.nucleus import nucleus_mask, sample_nucleus
 from prometheus_reward.backends.prefixes import shared_prefix_groups
@@ -90,8 +91,12 @@ def test_concurrent_generate_calls_leave_the_model_as_it_was(tiny_backend, vicun
     read other distributions)."""
     before = tiny_backend.read_answers(vicuna_prompts, ["1", "2", "3", "4", "5"])
     greedy = SamplingParams(max_new_tokens=6, temperature=0.0)
-    with ThreadPoolExecutor(2) as pool:
-        outputs = list(pool.map(lambda p: tiny_backend.generate([p], greedy), [vicuna_prompts[0], vicuna_prompts[1]]))
+    tiny_backend.batching = "continuous"
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            outputs = list(pool.map(lambda p: tiny_backend.generate([p], greedy), [vicuna_prompts[0], vicuna_prompts[1]]))
+    finally:
+        tiny_backend.batching = "auto"
     assert tiny_backend.last_batching == "continuous" and all(len(o[0][0].text) > 0 for o in outputs)
     after = tiny_backend.read_answers(vicuna_prompts, ["1", "2", "3", "4", "5"])
     for a, b in zip(before, after):
@@ -115,6 +120,26 @@ def test_continuous_sampling_is_seeded_and_lengths_are_exact(tiny_backend, vicun
     finally:
         tiny_backend.exact_lengths = None
         tiny_backend.batching = "auto"
+
+
+def test_padded_and_continuous_paths_draw_with_the_same_sampler(tiny_backend, vicuna_prompts):
+    """One row, one seed: the padded path's NucleusChoice and the continuous path's step consume
+    the same random numbers for the same distributions, so they write the same tokens; the
+    ``transformers`` sampler (TopPLogitsWarper + a full-vocabulary multinomial) is another draw."""
+    sampling = SamplingParams(max_new_tokens=24, seed=3, temperature=1.5)  # hot: many tokens in the nucleus
+    texts = {}
+    try:
+        for batching, sampler in (("padded", "nucleus"), ("continuous", "nucleus"), ("padded", "transformers")):
+            tiny_backend.batching, tiny_backend.sampler = batching, sampler
+            texts[batching, sampler] = tiny_backend.generate(vicuna_prompts[:1], sampling)[0][0].text
+            assert tiny_backend.last_batching == batching
+            assert tiny_backend.generate(vicuna_prompts[:1], sampling)[0][0].text == texts[batching, sampler]
+    finally:
+        tiny_backend.batching, tiny_backend.sampler = "auto", "nucleus"
+    assert texts["padded", "nucleus"] == texts["continuous", "nucleus"]
+    assert texts["padded", "transformers"] != texts["padded", "nucleus"]
+    with pytest.raises(ValueError, match="sampler must be one of"):
+        TransformersBackend(tiny_backend.model, tiny_backend.tokenizer, sampler="top-k")
 
 
 def test_batching_option_reaches_the_backend_and_auto_falls_back(tiny_model_dir, monkeypatch):
@@ -226,7 +251,9 @@ def test_bench_runs_every_mode_honouring_eos(tiny_model_dir, benchmark_data, tmp
     for mode in ("sequential", "generate:padded", "generate", "expected:padded", "expected"):
         # random weights never write EOS: every row reaches the cap, in every mode
         assert results[mode]["completion_tokens"] == 2 * 4 and results[mode]["stop"] == "eos"
-    assert results["generate"]["batching"] == "continuous" and results["generate:padded"]["batching"] == "padded"
+    # auto takes the path the measured crossover names for 2 rows x 4 tokens on this CPU
+    assert results["generate"]["batching"] == choose_batching("cpu", "sdpa", 2, 4)[0]
+    assert results["generate:padded"]["batching"] == "padded"
     assert results["generate"]["ratio_to_padded"] > 0 and results["sequential"]["ratio_to_sequential"] == 1.0
     assert results["raw-forward"]["best_batch_size"] in (1, 2)
     assert 0 < results["direct"]["efficiency_vs_raw_forward"]

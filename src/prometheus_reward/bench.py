@@ -5,9 +5,13 @@ Modes, all over the same rendered Prometheus prompts:
 
 - ``sequential``: one prompt at a time through plain ``model.generate`` with the Prometheus
   sampling (how a transformers snippet runs the evaluator): the baseline.
-- ``generate`` / ``expected``: the Judge's modes with its default batching (``auto``:
-  continuous batching where available); ``generate:padded`` / ``expected:padded``: the same with
-  the padded batches the judge used before continuous batching (``batching="padded"``).
+- ``generate`` / ``expected``: the Judge's modes with its default batching (``auto``: see
+  :mod:`prometheus_reward.backends.batching_choice`); ``:padded`` / ``:continuous`` force one
+  path (``generate:padded``: the padded batches the judge used before continuous batching).
+  Both paths draw tokens with the same exact nucleus sampler; ``generate:padded:full-top-p``
+  draws with transformers' ``TopPLogitsWarper`` and a full-vocabulary multinomial instead (the
+  padded path's sampler before), so the sampler's share of a speed-up is measured apart from
+  the batching's.
 - ``direct``: one forward pass per prompt after ``[RESULT] ``; no feedback is written, so it is a
   cheaper product, not the same product faster. ``direct:unshared`` turns prefix sharing off.
 - ``raw-forward``: the floor for ``direct``: the model's bare forward pass over the same prompts
@@ -63,7 +67,12 @@ from .metaeval.data import DataError
 MODES = ("sequential", "generate:padded", "generate", "expected:padded", "expected", "direct", "raw-forward")
 # what the vLLM engine runs (the others time transformers internals: plain generate, padding, raw forward)
 VLLM_MODES = ("generate", "expected", "direct")
-EXTRA_MODES = ("direct:unshared",)
+EXTRA_MODES = ("direct:unshared", "generate:continuous", "expected:continuous", "generate:padded:full-top-p")
+# what a mode's ":" flags change in the judge it times
+MODE_FLAGS: dict[str, dict[str, Any]] = {
+    "padded": {"batching": "padded"}, "continuous": {"batching": "continuous"}, "unshared": {"prefix_sharing": False},
+    "full-top-p": {"model_kwargs": {"sampler": "transformers"}},
+}
 STOPS = ("auto", "eos", "drawn", "fixed")
 SHAPES = ("rows", "grpo")
 GRPO_PROMPTS, GRPO_COMPLETIONS = 8, 8
@@ -278,7 +287,8 @@ def build_judge(cfg: BenchConfig, **judge_changes: Any):
         model = AutoModelForCausalLM.from_config(config, dtype=dtype)
     backend = TransformersBackend(model, tokenizer, model_id=f"random-init:{cfg.random_init}", family="raw",
                                   max_batch_tokens=jc.max_batch_tokens, max_forward_tokens=jc.max_forward_tokens,
-                                  batching=jc.batching, prefix_sharing=jc.prefix_sharing)
+                                  batching=jc.batching, prefix_sharing=jc.prefix_sharing,
+                                  sampler=jc.model_kwargs.get("sampler", "nucleus"))
     return Judge.from_backend(backend, jc)
 
 
@@ -345,10 +355,9 @@ def run_mode(cfg: BenchConfig, mode: str) -> dict[str, Any]:
     path = resolve_data(cfg.data)
     user_prompts = grpo_prompts(path) if cfg.shape == "grpo" else load_user_prompts(path, cfg.limit, cfg.rubric)
     changes: dict[str, Any] = {}
-    if mode.endswith(":padded"):
-        changes["batching"] = "padded"
-    if mode == "direct:unshared":
-        changes["prefix_sharing"] = False
+    for flag in mode.split(":")[1:]:
+        for name, value in MODE_FLAGS[flag].items():
+            changes[name] = {**cfg.judge.model_kwargs, **value} if name == "model_kwargs" else value
     judge = build_judge(cfg, **changes)
     backend = judge.backend
     formatted = [backend.format(ABS_SYSTEM_PROMPT, p) for p in user_prompts]
@@ -395,6 +404,8 @@ def run_mode(cfg: BenchConfig, mode: str) -> dict[str, Any]:
             raise RuntimeError(f"{len(truncated)} prompts do not fit the context: {truncated[0]}")
         if base != "direct":
             extra["batching"] = backend.last_batching
+            if facts["engine"] == "transformers":
+                extra["sampler"] = backend.sampler if backend.last_batching == "padded" else "nucleus"
         else:
             extra["prefix_sharing"] = getattr(backend, "prefix_sharing", "prefix caching (vLLM)")
     else:
@@ -468,8 +479,8 @@ def add_ratios(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     base = results.get("sequential", {}).get("judgments_per_s")
     for mode, figures in results.items():
         figures["ratio_to_sequential"] = figures["judgments_per_s"] / base if base else None
-        padded = results.get(f"{mode}:padded")
-        if padded is not None:
+        padded = results.get(f"{mode.split(':')[0]}:padded")
+        if padded is not None and padded is not figures and mode.split(":")[0] in ("generate", "expected"):
             figures["ratio_to_padded"] = figures["judgments_per_s"] / padded["judgments_per_s"]
     floor = results.get("raw-forward")
     for mode in ("direct", "direct:unshared"):

@@ -142,8 +142,8 @@ class JudgeConfig:
                                             "max_batch_tokens on GPU)", backend=True)
     batching: str = option("auto", "how a local evaluator batches generation: continuous (transformers' continuous "
                            "batching: a finished row frees its place at once), padded (batches run until their "
-                           "longest row ends), auto (continuous on CPU where transformers and the model support it; padded on "
-                           "GPUs until measured there)",
+                           "longest row ends), auto (per call, continuous only where bench --crossover measured it faster for that "
+                           "many rows and that output length on this device and attention implementation, else padded)",
                            choices=BATCHING, backend=True)
     prefix_sharing: bool = option(True, "local evaluator, forward-only batches (direct mode, expected readings): "
                                   "compute the prompt prefix rows share (template header, instruction) once", backend=True)

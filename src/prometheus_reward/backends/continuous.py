@@ -35,7 +35,7 @@ from typing import Any, Sequence
 import torch
 
 from .base import SamplingParams
-from .nucleus import sample_nucleus
+from .nucleus import choose_next
 
 logger = logging.getLogger(__name__)
 
@@ -138,14 +138,7 @@ def _judge_logits_class():
                 history = torch.tensor([h + [h[0]] * (width - len(h)) for h in histories], device=scores.device)
                 picked = raw.gather(1, history)
                 scores = raw.scatter(1, history, torch.where(picked < 0, picked * penalty, picked / penalty))
-            if self.sampling.do_sample:
-                z = scores / self.sampling.temperature if self.sampling.temperature != 1.0 else scores
-                if self.sampling.top_p < 1.0:
-                    chosen = sample_nucleus(z, self.sampling.top_p, self.generator, self.candidates)
-                else:
-                    chosen = torch.multinomial(torch.softmax(z.float(), -1), 1, generator=self.generator).flatten()
-            else:
-                chosen = scores.argmax(-1)
+            chosen = choose_next(scores, self.sampling, self.generator, self.candidates)
             if self.answer_ids is not None:
                 ids = self.answer_ids.to(scores.device)
                 for row in torch.isin(chosen, ids).nonzero().flatten().tolist():

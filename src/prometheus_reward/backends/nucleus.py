@@ -26,7 +26,15 @@ Example:
 
 from __future__ import annotations
 
+import math
+from typing import TYPE_CHECKING
+
 import torch
+
+if TYPE_CHECKING:
+    from .base import SamplingParams
+
+SAMPLERS = ("nucleus", "transformers")
 
 
 def nucleus_rows(logits: torch.Tensor, top_p: float, candidates: int | None = 1024
@@ -65,3 +73,40 @@ def sample_nucleus(logits: torch.Tensor, top_p: float, generator: torch.Generato
     """One token id per row, drawn from the nucleus of ``softmax(logits)`` renormalised."""
     chosen = [ids[torch.multinomial(p, 1, generator=generator)] for p, ids in nucleus_rows(logits, top_p, candidates)]
     return torch.cat(chosen).to(logits.device)
+
+
+def choose_next(scores: torch.Tensor, sampling: "SamplingParams", generator: torch.Generator | None = None,
+                candidates: int = 1024) -> torch.Tensor:
+    """Each row's next token under the Prometheus sampling, from scores already penalised:
+    temperature, then nucleus sampling (top-k off); greedy when ``sampling.do_sample`` is off."""
+    if not sampling.do_sample:
+        return scores.argmax(-1)
+    z = scores / sampling.temperature if sampling.temperature != 1.0 else scores
+    if sampling.top_p < 1.0:
+        return sample_nucleus(z, sampling.top_p, generator, candidates)
+    return torch.multinomial(torch.softmax(z.float(), -1), 1, generator=generator).flatten()
+
+
+class NucleusChoice:
+    """A logits processor for ``model.generate`` run greedily (``do_sample=False``): it draws
+    each row's token with :func:`choose_next` and returns scores whose argmax is that token, so
+    the padded path samples as the continuous path does, not with ``TopPLogitsWarper`` and a
+    multinomial over the whole vocabulary. Append it last: it sees the penalised scores.
+
+    Example:
+        >>> from prometheus_reward.backends.base import SamplingParams
+        >>> step = NucleusChoice(SamplingParams(temperature=1.0, top_p=0.9))
+        >>> step(None, torch.tensor([[0.0, 9.0, 0.0]])).argmax(-1).item()
+        1
+    """
+
+    def __init__(self, sampling: "SamplingParams", generator: torch.Generator | None = None, candidates: int = 1024):
+        self.sampling = sampling
+        self.generator = generator
+        self.candidates = candidates
+
+    def __call__(self, input_ids: torch.Tensor | None, scores: torch.Tensor) -> torch.Tensor:
+        chosen = choose_next(scores, self.sampling, self.generator, self.candidates)
+        out = scores.clone()
+        out[torch.arange(scores.shape[0], device=scores.device), chosen.to(scores.device)] = math.inf
+        return out

@@ -22,7 +22,9 @@ from ..config import BATCHING, JudgeConfig
 from ..embedded import resolve_model_path
 from ..templates import ChatFamily, detect_family
 from .base import AnswerDistribution, Backend, Generation, Locator, SamplingParams
+from .batching_choice import choose_batching
 from .continuous import RowSpec, continuous_batching_unavailable, run_continuous
+from .nucleus import SAMPLERS, NucleusChoice
 from .prefixes import shared_prefix_groups
 from .tokens import AnswerTokens, LocalTokenizerText, answer_step, cut_at_eos, default_context_length
 
@@ -83,9 +85,15 @@ class TransformersBackend(LocalTokenizerText, Backend):
         batching: how :meth:`generate` batches: ``continuous`` (transformers' continuous batching:
             a paged KV cache of ``max_batch_tokens`` tokens, where a finished row frees its place
             for a waiting one), ``padded`` (left-padded batches of ``max_batch_tokens`` that run
-            until their longest row ends), or ``auto``: continuous on CPU where this transformers
-            and model support it (measured faster there), else padded (and padded from then on if
-            continuous batching fails); on a GPU, choose after ``prometheus-reward bench``.
+            until their longest row ends), or ``auto``: per call, continuous only where it was
+            measured faster for that many rows and that output length on this device type and
+            attention implementation (:mod:`~prometheus_reward.backends.batching_choice`; run
+            ``prometheus-reward bench --crossover`` to measure yours), else padded (and padded
+            from then on if continuous batching fails).
+        sampler: how the padded path draws sampled tokens: ``nucleus`` (the continuous path's
+            exact top-p sampler, :mod:`~prometheus_reward.backends.nucleus`: the same distribution,
+            searched among the likeliest tokens) or ``transformers`` (``TopPLogitsWarper`` and a
+            multinomial over the whole vocabulary; the bench's ablation of the sampler).
         prefix_sharing: in forward-only batches (``direct`` mode, expected-score readings), run
             the token prefix that rows share (the template header and instruction of a GRPO group)
             once and reuse its KV cache for every row; the distributions are the same.
@@ -93,7 +101,8 @@ class TransformersBackend(LocalTokenizerText, Backend):
     Attributes:
         exact_lengths: benchmarks only: {formatted prompt: n}: such prompts write exactly n new
             tokens, EOS ignored (how a benchmark gives every mode the same output lengths).
-        last_batching: ``"continuous"`` or ``"padded"``: what the last :meth:`generate` ran.
+        last_batching: ``"continuous"`` or ``"padded"``: what the last :meth:`generate` ran;
+            ``last_batching_reason`` says why.
     """
 
     def __init__(
@@ -109,14 +118,20 @@ class TransformersBackend(LocalTokenizerText, Backend):
         max_forward_tokens: int | None = None,
         batching: str = "auto",
         prefix_sharing: bool = True,
+        sampler: str = "nucleus",
     ):
         super().__init__()
         if batching not in BATCHING:
             raise ValueError(f"batching must be one of {BATCHING}, got {batching!r}")
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
         self.batching = batching
+        self.sampler = sampler
         self.prefix_sharing = prefix_sharing
         self.exact_lengths: dict[str, int] | None = None
         self.last_batching: str | None = None
+        self.last_batching_reason: str | None = None
+        self._typical_new_tokens: float | None = None  # per row, in the last generate call that stopped at EOS
         self._continuous_failed: str | None = None
         # transformers' continuous batching drives the model from its own loop: two sessions at once
         # on one model (async rewards judged in threads) leave it changed for later forward passes
@@ -156,6 +171,7 @@ class TransformersBackend(LocalTokenizerText, Backend):
         merge_adapter: bool = True,
         batching: str = "auto",
         prefix_sharing: bool = True,
+        sampler: str = "nucleus",
         **model_kwargs: Any,
     ) -> "TransformersBackend":
         """Load an evaluator from the hub, a local folder, or ``"embedded"`` (Gemma-3-270M).
@@ -194,6 +210,7 @@ class TransformersBackend(LocalTokenizerText, Backend):
             revision=model_revision,
             batching=batching,
             prefix_sharing=prefix_sharing,
+            sampler=sampler,
         )
 
     @classmethod
@@ -382,21 +399,22 @@ class TransformersBackend(LocalTokenizerText, Backend):
             eos = self.tokenizer.eos_token_id
         return [] if eos is None else sorted(set(eos if isinstance(eos, (list, tuple)) else [eos]))
 
-    def _generation_config(self, sampling: SamplingParams, num_samples: int, honour_eos: bool = True,
-                           max_new_tokens: int | None = None):
+    def _generation_config(self, sampling: SamplingParams, honour_eos: bool = True,
+                           max_new_tokens: int | None = None, own_sampler: bool = False):
+        """``model.generate``'s settings; ``own_sampler``: greedy, a :class:`NucleusChoice` picks."""
         from transformers import GenerationConfig
 
         config = GenerationConfig(
             max_new_tokens=max_new_tokens or sampling.max_new_tokens,
             min_new_tokens=sampling.min_new_tokens or None,
-            do_sample=sampling.do_sample,
-            num_return_sequences=num_samples,
+            do_sample=sampling.do_sample and not own_sampler,
+            num_return_sequences=1,  # the padded path repeats each row itself (greedy generate allows no more)
             pad_token_id=self.tokenizer.pad_token_id,
             eos_token_id=(self._eos_ids() or None) if honour_eos else None,
             top_k=0,  # the Prometheus recipe uses top_p alone; models' own top_k defaults are off
             repetition_penalty=1.0,  # applied after the recorder instead (see below)
         )
-        if sampling.do_sample:
+        if sampling.do_sample and not own_sampler:
             config.temperature = sampling.temperature
             config.top_p = sampling.top_p
         return config
@@ -412,19 +430,32 @@ class TransformersBackend(LocalTokenizerText, Backend):
         top = sampling.max_new_tokens
         return [(top, min(sampling.min_new_tokens, top), True)] * len(prompts)
 
-    def continuous_unavailable(self) -> str | None:
-        """Why :meth:`generate` runs padded batches (None: it uses continuous batching)."""
+    def choose_path(self, rows: int, expected_new_tokens: float) -> tuple[str, str]:
+        """``("continuous" | "padded", why)`` for a :meth:`generate` call of ``rows`` rows
+        (samples counted) expected to write ``expected_new_tokens`` tokens each: the ``batching``
+        option, and under ``auto`` the measured crossover
+        (:func:`~prometheus_reward.backends.batching_choice.choose_batching`)."""
         if self.batching == "padded":
-            return "batching='padded'"
+            return "padded", "batching='padded'"
         if self._continuous_failed:
-            return self._continuous_failed
+            return "padded", self._continuous_failed
         reason = continuous_batching_unavailable(self.model)
-        if reason and self.batching == "continuous":
-            raise RuntimeError(f"batching='continuous' but {reason}")
-        if reason is None and self.batching == "auto" and self.device.type != "cpu":
-            # measured faster on CPU only (README, Speed); on a GPU bench generate vs generate:padded first
-            return "auto batching is padded off CPU until continuous batching is measured faster there"
-        return reason
+        if reason:
+            if self.batching == "continuous":
+                raise RuntimeError(f"batching='continuous' but {reason}")
+            return "padded", reason
+        if self.batching == "continuous":
+            return "continuous", "batching='continuous'"
+        attention = getattr(self.model.config, "_attn_implementation", None)
+        return choose_batching(self.device.type, attention, rows, expected_new_tokens)
+
+    def _expected_new_tokens(self, limits: Sequence[tuple[int, int, bool]]) -> float:
+        """Tokens a row of this call will likely write: its exact length where one is set, else
+        its cap, lowered to what rows wrote on average in the last call that stopped at EOS."""
+        typical = self._typical_new_tokens
+        lengths = [top if not honour or typical is None else min(top, max(typical, least))
+                   for top, least, honour in limits]
+        return sum(lengths) / max(len(lengths), 1)
 
     def generate(
         self,
@@ -439,7 +470,8 @@ class TransformersBackend(LocalTokenizerText, Backend):
         plan = self._choice_plan(tuple(choices), "[RESULT] ") if choices else None
         limits = self._row_limits(prompts, sampling)
         out = None
-        if rows and self.continuous_unavailable() is None:
+        path, self.last_batching_reason = self.choose_path(len(rows) * num_samples, self._expected_new_tokens(limits))
+        if rows and path == "continuous":
             try:
                 out = self._generate_continuous(rows, limits, sampling, plan, locate, num_samples)
                 self.last_batching = "continuous"
@@ -448,12 +480,16 @@ class TransformersBackend(LocalTokenizerText, Backend):
                     raise
                 self._continuous_failed = f"continuous batching failed here: {type(err).__name__}: {err}"
                 logger.warning("%s; using padded batching from now on", self._continuous_failed)
+                self.last_batching_reason = self._continuous_failed
         if out is None:
             out = self._generate_padded(rows, limits, sampling, plan, locate, num_samples)
             self.last_batching = "padded"
         for gens, row in zip(out, rows):
             self.stats.prompt_tokens += len(row) * len(gens)
             self.stats.completion_tokens += sum(g.completion_tokens for g in gens)
+        written = [g.completion_tokens for gens in out for g in gens]
+        if written and all(honour for _, _, honour in limits):
+            self._typical_new_tokens = sum(written) / len(written)
         return out
 
     def _generate_continuous(self, rows, limits, sampling, plan, locate, num_samples) -> list[list[Generation]]:
@@ -484,7 +520,8 @@ class TransformersBackend(LocalTokenizerText, Backend):
         token_ids = torch.tensor(plan[1], dtype=torch.long) if plan else None
         honour = all(h for _, _, h in limits)
         longest = max((top for top, _, _ in limits), default=sampling.max_new_tokens)
-        config = self._generation_config(sampling, num_samples, honour, longest)
+        own_sampler = self.sampler == "nucleus" and sampling.do_sample
+        config = self._generation_config(sampling, honour, longest, own_sampler)
         out: list[list[Generation]] = [[] for _ in rows]
         if sampling.seed is not None:
             torch.manual_seed(sampling.seed)
@@ -492,12 +529,17 @@ class TransformersBackend(LocalTokenizerText, Backend):
         @torch.inference_mode()
         def run(batch: list[int]) -> list[tuple[int, list[Generation]]]:
             input_ids, mask = self._pad([rows[i] for i in batch])
+            # each row num_samples times in a row: generate's own expansion, which a greedy
+            # generate (the NucleusChoice sampler) refuses
+            input_ids, mask = input_ids.repeat_interleave(num_samples, 0), mask.repeat_interleave(num_samples, 0)
             processors = LogitsProcessorList()
             recorder = _ChoiceLogitRecorder(token_ids) if token_ids is not None else None
             if recorder is not None:
                 processors.append(recorder)
             if sampling.repetition_penalty != 1.0:
                 processors.append(RepetitionPenaltyLogitsProcessor(sampling.repetition_penalty))
+            if own_sampler:  # last: it draws from the penalised scores, as the continuous path's step does
+                processors.append(NucleusChoice(sampling))
             stopping = StoppingCriteriaList()
             if not honour:  # per-row lengths (benchmarks): a finished row waits for the batch, as after an EOS
                 stopping.append(_RowLengths([limits[i][0] for i in batch for _ in range(num_samples)],

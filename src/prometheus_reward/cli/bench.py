@@ -8,6 +8,7 @@ the scoring rules (the bench times a local model and never retries).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -47,13 +48,25 @@ def make_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-isolate", action="store_true", help="run all modes in this process")
     parser.add_argument("--max-model-len", type=int, default=4096, help="--engine vllm: the engine's context length")
+    parser.add_argument("--crossover-rows", default=None,
+                        help="time padded against continuous batching at these row counts (e.g. 2,4,8,16) and each "
+                             "--crossover-lengths, instead of --modes: where batching=auto should go continuous")
+    parser.add_argument("--crossover-lengths", default="64,128,256", help="max new tokens of the crossover grid")
+    parser.add_argument("--attn-implementation", default=None,
+                        help="the local model's attention implementation (e.g. sdpa, eager); default: the model's")
     parser.add_argument("--json", default=None, help="write {meta, config, results} here (benchmarks/results/...)")
     parser.set_defaults(func=main)
     return parser
 
 
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
 def main(args: argparse.Namespace) -> int:
     judge = config_from(JudgeConfig, args)
+    if args.attn_implementation:
+        judge = dataclasses.replace(judge, model_kwargs={**judge.model_kwargs, "attn_implementation": args.attn_implementation})
     modes = args.modes or ",".join(VLLM_MODES if judge.engine_name == "vllm" else MODES)
     cfg = BenchConfig(
         judge=judge, data=args.data, limit=args.limit, modes=[m.strip() for m in modes.split(",") if m.strip()],
@@ -62,6 +75,8 @@ def main(args: argparse.Namespace) -> int:
         raw_batch_sizes=[int(b) for b in args.raw_batch_sizes.split(",") if b.strip()], max_model_len=args.max_model_len,
     )
     meta = run_metadata(getattr(args, "argv", None))
+    if args.crossover_rows:
+        return _crossover(args, cfg, meta)
     results = run_bench(cfg)
     meta["load_average_end"] = list(os.getloadavg())
     print_table(results_table(results, cfg))  # a log gets the full width, not 80 columns
@@ -70,7 +85,18 @@ def main(args: argparse.Namespace) -> int:
             print(f"{mode} efficiency vs raw-forward: {results[mode]['efficiency_vs_raw_forward']:.2f}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        from dataclasses import asdict
+        Path(args.json).write_text(json.dumps({"meta": meta, "config": dataclasses.asdict(cfg), "results": results},
+                                              indent=2))
+    return 0
 
-        Path(args.json).write_text(json.dumps({"meta": meta, "config": asdict(cfg), "results": results}, indent=2))
+
+def _crossover(args: argparse.Namespace, cfg: BenchConfig, meta: dict[str, Any]) -> int:
+    from ..bench_crossover import crossover_table, run_crossover
+
+    report = run_crossover(cfg, _ints(args.crossover_rows), _ints(args.crossover_lengths))
+    meta["load_average_end"] = list(os.getloadavg())
+    print_table(crossover_table(report, cfg))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"meta": meta, "config": dataclasses.asdict(cfg), **report}, indent=2))
     return 0
