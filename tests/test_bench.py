@@ -122,6 +122,32 @@ def test_continuous_sampling_is_seeded_and_lengths_are_exact(tiny_backend, vicun
         tiny_backend.batching = "auto"
 
 
+def test_exact_lengths_ignore_an_eos_the_model_writes(tiny_backend, vicuna_prompts):
+    """Benchmarks give every mode the same output lengths: a row with an exact length goes on
+    past an EOS it writes, in both paths (the padded path stopped there: generate filled the
+    unset EOS from the model's own generation config)."""
+    greedy = SamplingParams(max_new_tokens=5, temperature=0.0, repetition_penalty=1.0)
+    with torch.inference_mode():
+        ids = torch.tensor([tiny_backend.encode(vicuna_prompts[0])])
+        first_id = int(tiny_backend.model(input_ids=ids).logits[0, -1].argmax())
+    config = tiny_backend.model.generation_config
+    saved = config.eos_token_id
+    config.eos_token_id = [first_id]  # the model's first greedy token now counts as its EOS
+    tiny_backend.exact_lengths = {vicuna_prompts[0]: 5}
+    try:
+        texts = {}
+        for batching in ("padded", "continuous"):
+            tiny_backend.batching = batching
+            gen = tiny_backend.generate(vicuna_prompts[:1], greedy)[0][0]
+            assert gen.completion_tokens == 5, batching
+            texts[batching] = gen.text
+        assert texts["padded"] == texts["continuous"]
+    finally:
+        config.eos_token_id = saved
+        tiny_backend.exact_lengths = None
+        tiny_backend.batching = "auto"
+
+
 def test_padded_and_continuous_paths_draw_with_the_same_sampler(tiny_backend, vicuna_prompts):
     """One row, one seed: the padded path's NucleusChoice and the continuous path's step consume
     the same random numbers for the same distributions, so they write the same tokens; the

@@ -410,7 +410,8 @@ class TransformersBackend(LocalTokenizerText, Backend):
             do_sample=sampling.do_sample and not own_sampler,
             num_return_sequences=1,  # the padded path repeats each row itself (greedy generate allows no more)
             pad_token_id=self.tokenizer.pad_token_id,
-            eos_token_id=(self._eos_ids() or None) if honour_eos else None,
+            # [] and not None where EOS is ignored: generate fills a None from the model's own config
+            eos_token_id=(self._eos_ids() or None) if honour_eos else [],
             top_k=0,  # the Prometheus recipe uses top_p alone; models' own top_k defaults are off
             repetition_penalty=1.0,  # applied after the recorder instead (see below)
         )
