@@ -95,10 +95,10 @@ def test_bench_crossover_command_writes_the_grid_and_its_region(tiny_model_dir, 
     out = tmp_path / "crossover.json"
     assert main(["bench", "--model", str(tiny_model_dir), "--dtype", "float32", "--data",
                  str(benchmark_data / "vicuna_eval.json"), "--stop", "drawn", "--no-isolate",
-                 "--crossover-rows", "1,3", "--crossover-lengths", "4,8", "--attn-implementation", "sdpa",
+                 "--crossover-rows", "1,3", "--crossover-lengths", "6", "--attn-implementation", "sdpa",
                  "--json", str(out)]) == 0
     saved = json.loads(out.read_text())
-    assert [(p["rows"], p["max_new_tokens"]) for p in saved["points"]] == [(1, 4), (1, 8), (3, 4), (3, 8)]
+    assert [(p["rows"], p["max_new_tokens"]) for p in saved["points"]] == [(1, 6), (3, 6)]
     for point in saved["points"]:
         assert point["ratio"] > 0 and point["padded_s"] > 0 and point["continuous_s"] > 0
         assert point["completion_tokens"]["padded"] == point["completion_tokens"]["continuous"]  # drawn: same lengths
@@ -106,7 +106,7 @@ def test_bench_crossover_command_writes_the_grid_and_its_region(tiny_model_dir, 
     assert saved["crossover"] == derive_crossover(saved["points"])
     assert saved["config"]["judge"]["model_kwargs"] == {"attn_implementation": "sdpa"}
     printed = capsys.readouterr().out
-    assert "continuous / padded" in printed and "max 8 new" in printed
+    assert "continuous / padded" in printed and "max 6 new" in printed
 
 
 def test_sampler_ablation_modes_record_their_sampler(tiny_model_dir, benchmark_data):

@@ -7,7 +7,7 @@ Modes, all over the same rendered Prometheus prompts:
   sampling (how a transformers snippet runs the evaluator): the baseline.
 - ``generate`` / ``expected``: the Judge's modes with its default batching (``auto``: see
   :mod:`prometheus_reward.backends.batching_choice`); ``:padded`` / ``:continuous`` force one
-  path (``generate:padded``: the padded batches the judge used before continuous batching).
+  path. ``bench --crossover`` (:mod:`prometheus_reward.bench_crossover`) maps where each wins.
   Both paths draw tokens with the same exact nucleus sampler; ``generate:padded:full-top-p``
   draws with transformers' ``TopPLogitsWarper`` and a full-vocabulary multinomial instead (the
   padded path's sampler before), so the sampler's share of a speed-up is measured apart from

@@ -1,4 +1,4 @@
-"""Next-token choice for the local backend's continuous-batching path, with the Prometheus
+"""Next-token choice for the local backend (both its padded and continuous-batching paths), with the Prometheus
 sampling settings applied exactly as ``model.generate`` applies them.
 
 The order is ``generate``'s: EOS suppressed below the minimum length, then the answer-token
