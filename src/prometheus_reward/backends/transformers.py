@@ -412,12 +412,12 @@ class TransformersBackend(LocalTokenizerText, Backend):
             pad_token_id=self.tokenizer.pad_token_id,
             # [] and not None where EOS is ignored: generate fills a None from the model's own config
             eos_token_id=(self._eos_ids() or None) if honour_eos else [],
-            top_k=0,  # the Prometheus recipe uses top_p alone; models' own top_k defaults are off
             repetition_penalty=1.0,  # applied after the recorder instead (see below)
         )
-        if sampling.do_sample and not own_sampler:
+        if sampling.do_sample and not own_sampler:  # greedy generate warns about sampling flags it ignores
             config.temperature = sampling.temperature
             config.top_p = sampling.top_p
+            config.top_k = 0  # the Prometheus recipe uses top_p alone; models' own top_k defaults are off
         return config
 
     def _row_limits(self, prompts: Sequence[str], sampling: SamplingParams) -> list[tuple[int, int, bool]]:
