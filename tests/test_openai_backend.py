@@ -158,14 +158,6 @@ def scripted_app(script: Script) -> FastAPI:
     return app
 
 
-@pytest.fixture
-def upstream():
-    script = Script()
-    server = ThreadServer(scripted_app(script)).start()
-    yield script, server
-    server.stop()
-
-
 def expected_from(dist: dict[str, float]) -> float:
     mass = {c: 0.0 for c in CHOICES}
     for tok, p in dist.items():

@@ -33,6 +33,16 @@ Cause = Literal["response", "judge", "transport"]
 CAUSES: tuple[str, ...] = ("response", "judge", "transport")
 
 
+def counted(cause: str | None) -> str:
+    """The cause an unscorable row is counted under: its own, or ``judge`` when unknown.
+
+    Example:
+        >>> counted("response"), counted(None)
+        ('response', 'judge')
+    """
+    return cause if cause in CAUSES else "judge"
+
+
 class JudgeOutage(RuntimeError):
     """The circuit breaker tripped: too many recent rows failed for the judge's or the transport's
     sake. Training on fills would be training on nothing; fix the judge and resume."""

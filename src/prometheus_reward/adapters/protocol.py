@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping, NamedTuple, Sequence
 
+from prometheus_reward.blame import CAUSES
 from prometheus_reward.rows import prompt_text, strip_special_tokens, untemplate_prompt
 
 
@@ -119,9 +120,16 @@ def blame_flags(batch: Any, how: Sequence[str | None]) -> dict[str, list[float]]
     ``unscorable_<cause>`` for each cause (their means are the per-cause shares)."""
     causes = batch.causes
     flags = {"judge_fill": [float(h == "fill") for h in how], "judge_floor": [float(h == "floor") for h in how]}
-    for cause in ("response", "judge", "transport"):
+    for cause in CAUSES:
         flags[f"unscorable_{cause}"] = [float(c == cause) for c in causes]
     return flags
+
+
+def judge_flags(batch: Any, how: Sequence[str | None]) -> dict[str, list[float]]:
+    """:func:`blame_flags` named as verl logs them: ``judge_fill``, ``judge_floor``,
+    ``judge_unscorable_<cause>``."""
+    return {name if name.startswith("judge_") else f"judge_{name}": flags
+            for name, flags in blame_flags(batch, how).items()}
 
 
 # What each engine feeds a reward: (engine, layouts delivered, how it calls), for JudgedReward.for_engine.

@@ -47,7 +47,7 @@ from prometheus_reward.adapters.protocol import (
     VERL_BATCH,
     VERL_PER_SAMPLE,
     EngineRows,
-    blame_flags,
+    judge_flags,
     label_fields,
     ppo_rewards,
 )
@@ -148,7 +148,7 @@ def _score_batch(reward: JudgedReward, items: list[tuple[Any, str, Any, Any]]) -
     batch = reward.score_batch(rows.prompts, rows.responses, **rows.columns(reward))
     value_key = f"judge_{batch.value_name}"
     scores, how = ppo_rewards(reward, batch)
-    flags = blame_flags(batch, how)
+    flags = judge_flags(batch, how)
     return [
         {
             "score": score,
@@ -156,7 +156,7 @@ def _score_batch(reward: JudgedReward, items: list[tuple[Any, str, Any, Any]]) -
             value_key: float(row.value) if row.value is not None else 0.0,
             "judge_unscorable": float(row.unscorable),
             "judge_truncated": float(row.truncated),
-            **{("judge_" + name if not name.startswith("judge_") else name): values[i] for name, values in flags.items()},
+            **{name: values[i] for name, values in flags.items()},
         }
         for i, (score, row) in enumerate(zip(scores, batch.rows))
     ]

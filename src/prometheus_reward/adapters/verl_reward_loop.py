@@ -63,7 +63,7 @@ import os
 import threading
 from typing import Any, Awaitable, Callable, Mapping
 
-from prometheus_reward.adapters.protocol import VERL_PER_SAMPLE, EngineRows, blame_flags, label_fields, ppo_rewards
+from prometheus_reward.adapters.protocol import VERL_PER_SAMPLE, EngineRows, judge_flags, label_fields, ppo_rewards
 from prometheus_reward.config import JudgeConfig, JudgingConfig, RewardConfig, from_env, split_flat
 from prometheus_reward.rewards import JudgedReward, reward_from_config, with_ppo_fallback
 from prometheus_reward.rows import strip_special_tokens
@@ -171,7 +171,7 @@ async def _score_rows(reward: JudgedReward, items: list[tuple[Any, Any, Any, Any
     batch = await reward.ascore_batch(rows.prompts, rows.responses, **rows.columns(reward))
     exact = float(getattr(reward.judge.backend, "logprob_mode", None) == "exact")
     scores, how = ppo_rewards(reward, batch)  # floors for the policy's failures, signal-free fills for the judge's
-    flags = blame_flags(batch, how)
+    flags = judge_flags(batch, how)
     out = []
     for i, (score, row) in enumerate(zip(scores, batch.rows)):
         mass = getattr(row.judgment, "score_mass", None)
@@ -184,7 +184,7 @@ async def _score_rows(reward: JudgedReward, items: list[tuple[Any, Any, Any, Any
             "judge_forced": float(row.source == "forced"),
             "judge_score_mass": float(mass) if mass is not None else 0.0,
             "judge_exact_logprobs": exact,
-            **{("judge_" + name if not name.startswith("judge_") else name): values[i] for name, values in flags.items()},
+            **{name: values[i] for name, values in flags.items()},
         })
     return out
 

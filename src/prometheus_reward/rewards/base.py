@@ -24,7 +24,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Collection, Generator, Mapping, Sequence
 
-from ..blame import CircuitBreaker, JudgeOutage
+from ..blame import CircuitBreaker, JudgeOutage, counted
 from ..config import ConfigError, JudgeConfig, JudgingConfig, RewardConfig, from_mapping
 from ..guards import guard_response
 from ..judge import Judge
@@ -455,8 +455,7 @@ class JudgedReward:
     def _blame_metrics(self, causes: Sequence[str | None], values: Sequence[float | None]) -> dict[str, float]:
         """``unscorable_frac`` and the per-cause shares (an unscorable row of unknown cause counts
         as ``judge``)."""
-        return cause_counts([None if v is not None else (c if c in ("response", "judge", "transport") else "judge")
-                             for c, v in zip(causes, values)])
+        return cause_counts([None if v is not None else counted(c) for c, v in zip(causes, values)])
 
     def _scored_rows(self, rows: JudgeInputs, final: Sequence[float | None], values: Sequence[float | None],
                      errors: Sequence[str | None], judgments: Sequence[Any], truncated: Sequence[bool],

@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Hashable, Iterator, Sequence
 
-from ..blame import CAUSES, fill
+from ..blame import CAUSES, counted, fill
 
 ROWS = "rows"
 GROUPS = "groups"
@@ -108,9 +108,7 @@ class ScoredRow:
     @property
     def blamed(self) -> str | None:
         """The cause as counted: an unscorable row with no known cause counts as ``judge``."""
-        if not self.unscorable:
-            return None
-        return self.cause if self.cause in CAUSES else "judge"
+        return counted(self.cause) if self.unscorable else None
 
 
 @dataclass

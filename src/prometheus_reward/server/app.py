@@ -423,15 +423,19 @@ def create_app(judge: Any, config: ServerConfig | None = None, **overrides: Any)
             },
         }
 
+    def masked(batch: Any) -> list[float | None]:
+        """The rewards of an endpoint that can return null: a response the policy made unjudgeable
+        keeps its floor (counted); the judge's and the transport's failures are null."""
+        metrics.record_fills(["floor" if row.floor else None for row in batch.rows])
+        return [None if row.unscorable and not row.floor else r for r, row in zip(batch.rewards, batch.rows)]
+
     @app.post("/grade")
     async def grade(body: GradeRequest) -> dict[str, Any]:
         n = len(body.instructions)
         check_rows(n)
         reward = reward_for("absolute", body.mode, body.samples)
         batch = await scored(reward, body.instructions, body.responses, body.reference_answers, rubrics_for(body.rubric, n))
-        # a response the policy made unjudgeable keeps its floor; the judge's failures are null
-        rewards = [None if row.unscorable and not row.floor else r for r, row in zip(batch.rewards, batch.rows)]
-        metrics.record_fills(["floor" if row.floor else None for row in batch.rows])
+        rewards = masked(batch)
         return {"grades": [g.to_dict() for g in batch.judgments], "rewards": rewards,
                 "unscorable": sum(batch.unscorable), "causes": batch.causes,
                 "judge_floor": [float(row.floor) for row in batch.rows]}
@@ -447,8 +451,7 @@ def create_app(judge: Any, config: ServerConfig | None = None, **overrides: Any)
         reward = reward_for("tournament", body.mode, body.samples, pairs_per_completion=k,
                             pairwise_transform=body.transform)
         batch = await scored(reward, body.prompts, body.responses, body.reference_answers, rubrics_for(body.rubric, n))
-        rewards = [None if row.unscorable and not row.floor else r for r, row in zip(batch.rewards, batch.rows)]
-        metrics.record_fills(["floor" if row.floor else None for row in batch.rows])
+        rewards = masked(batch)
         return {"rewards": rewards, "strengths": batch.values, "comparisons": [j.played for j in batch.judgments],
                 "judgments": 2 * batch.judge_rows, "unscorable": sum(batch.unscorable), "causes": batch.causes,
                 "judge_floor": [float(row.floor) for row in batch.rows]}

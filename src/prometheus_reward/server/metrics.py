@@ -9,6 +9,8 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..blame import CAUSES
+
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
@@ -100,9 +102,9 @@ class ServerMetrics:
                 "unscorable_rows": self.unscorable_rows,
                 "judge_failures": self.judge_failures,
                 "reward_rows": self.scored_rows,
-                "unscorable_by_cause": {c: self.unscorable_by_cause[c] for c in ("response", "judge", "transport")},
+                "unscorable_by_cause": {c: self.unscorable_by_cause[c] for c in CAUSES},
                 **{f"unscorable_{c}_frac": (self.unscorable_by_cause[c] / self.scored_rows if self.scored_rows else 0.0)
-                   for c in ("response", "judge", "transport")},
+                   for c in CAUSES},
                 "unscorable_frac": (sum(self.unscorable_by_cause.values()) / self.scored_rows
                                     if self.scored_rows else 0.0),
                 "judge_fills": self.judge_fills,
